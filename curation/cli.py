@@ -1,0 +1,119 @@
+"""The `curate` command line."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from curation.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, PruneConfig
+from curation.errors import CurateError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Prune web-scale image datasets in webdataset shards.")
+
+
+def user_errors(command):
+    """One clear line and exit status 2 for a user error, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except CurateError as exc:
+            print(f"curate: error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _config(**fields) -> PruneConfig:
+    try:
+        return PruneConfig(**fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(p) for p in error["loc"])
+        raise CurateError(message if message.startswith("--") else f"{where}: {message}") from None
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+@app.command()
+@user_errors
+def prune(
+    shards: Annotated[list[str], typer.Argument(
+        help="Input shards: paths, globs, brace ranges (data/{00000..00009}.tar) or URLs.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder for the pruned shards.")],
+    rate: Annotated[float, typer.Option(help="Fraction of samples to remove, in (0, 1).")],
+    run_dir: Annotated[str | None, typer.Option(help="Run directory (default: OUTPUT/_run).")]
+    = None,
+    metric: Annotated[str, typer.Option(help="prototypicality or random.")] = "prototypicality",
+    keep: Annotated[str, typer.Option(help="hard (far from centroids) or easy.")] = "hard",
+    model: Annotated[str, typer.Option(
+        help="open_clip model name, open_clip model-config JSON, or timm:NAME.")] = DEFAULT_MODEL,
+    pretrained: Annotated[str, typer.Option(
+        help="open_clip tag, local checkpoint file, or 'random'.")] = DEFAULT_PRETRAINED,
+    clusters: Annotated[int, typer.Option(help="k-means clusters.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per model forward.")] = 64,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    label_field: Annotated[str, typer.Option(
+        help="json field holding the label when there is no .cls.")] = "label",
+    executor: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (default: a LocalCluster).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace what the output folder holds.")] = False,
+) -> None:
+    """Embed, cluster, score and select, then write pruned shards to OUTPUT."""
+    from pipelines.data_pruning.runner import prune as run_prune
+    from shards.paths import expand_shards
+
+    output = _absolute(output)
+    config = _config(
+        shards=expand_shards(shards), output=output, rate=rate,
+        run_dir=_absolute(run_dir) if run_dir else f"{output.rstrip('/')}/_run",
+        metric=metric, keep=keep, model=model, pretrained=pretrained, clusters=clusters,
+        seed=seed, batch_size=batch_size, device=device, label_field=label_field,
+        executor=executor, scheduler=scheduler, workers=workers,
+    )
+    summary = run_prune(config, overwrite=overwrite)
+    _print_summary(summary, config)
+
+
+def _print_summary(summary: dict, config: PruneConfig) -> None:
+    console = Console()
+    table = Table(title="curate prune", show_header=False)
+    for label, key in (("input samples", "input_samples"), ("kept", "kept_samples"),
+                       ("pruned", "pruned_samples"), ("failed", "failed_samples"),
+                       ("rate requested", "rate_requested"), ("rate achieved", "rate_achieved")):
+        table.add_row(label, str(summary[key]))
+    for reason, count in summary["reasons"].items():
+        table.add_row(f"reason: {reason}", str(count))
+    table.add_row("output", config.output)
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def status(run_dir: Annotated[str, typer.Argument(help="A run directory.")]) -> None:
+    """Print each stage's progress from the run directory."""
+    from curation.status import read_status
+
+    table = Table(title=f"curate run {run_dir}")
+    for column in ("stage", "units", "samples", "seconds", "errors", "state"):
+        table.add_column(column)
+    for s in read_status(run_dir):
+        units = "-" if s.units is None else f"{s.done}/{s.units}"
+        table.add_row(s.name, units, f"{s.samples:,}", f"{s.seconds:.1f}", str(s.errors), s.state)
+    Console(width=120).print(table)

@@ -1,0 +1,163 @@
+"""embed: decode every sample of a shard and encode its image (L2-normalised, float16).
+
+Decoding runs in threads (Pillow releases the GIL) one batch ahead of the model, so the model
+is the bottleneck; JPEGs decode in draft mode at the model's input scale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from curation.stage import Context
+from pipelines.data_pruning.layout import save_array, sample_ids, write_table
+from pipelines.embedders import Embedder, load_embedder
+from shards.paths import open_shard
+from shards.tario import Sample, ShardFormatError, iter_samples
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+DECODE_THREADS = 2
+
+ROW_SCHEMA = pa.schema([
+    ("id", pa.int64()),
+    ("key", pa.string()),
+    ("shard", pa.int32()),
+    ("position", pa.int32()),
+    ("label", pa.int64()),
+    ("caption", pa.string()),
+    ("nbytes", pa.int64()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+])
+
+
+@dataclass
+class Row:
+    key: str
+    position: int
+    label: int
+    caption: str | None
+    nbytes: int
+    error: str | None = None
+
+
+def _label(sample: Sample, field: str) -> int:
+    cls = sample.get("cls")
+    try:
+        if cls is not None:
+            return int(cls[1].decode().strip())
+        meta = sample.get("json")
+        if meta is not None:
+            value = json.loads(meta[1]).get(field)
+            if value is not None:
+                return int(value)
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        pass
+    return -1
+
+
+def _caption(sample: Sample) -> str | None:
+    txt = sample.get("txt")
+    return None if txt is None else txt[1].decode("utf-8", "replace")
+
+
+def _decode(embedder: Embedder, sample: Sample) -> torch.Tensor | str:
+    """The image tensor, or why there is none."""
+    if sample.error:
+        return sample.error
+    image = sample.get(*IMAGE_EXTENSIONS)
+    if image is None:
+        exts = sorted({m.name.rsplit(".", 1)[-1] for m in sample.members}) or ["nothing"]
+        return f"no image member (has {', '.join(exts)})"
+    try:
+        return embedder.decode(image[1])
+    except Exception as exc:  # any decoder failure makes this one sample fail, not the run
+        return f"cannot decode {image[0]}: {type(exc).__name__}: {exc}"
+
+
+def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
+    batch: list[Sample] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _read(url: str, batch_size: int, shard_error: list[str]) -> Iterator[list[Sample]]:
+    with open_shard(url) as stream:
+        try:
+            yield from _batches(iter_samples(stream), batch_size)
+        except ShardFormatError as exc:
+            shard_error.append(str(exc))
+
+
+def embed_shard(ctx: Context, unit: str) -> dict:
+    cfg = ctx.config
+    index = int(unit)
+    embedder = load_embedder(cfg.model, cfg.pretrained, cfg.device)
+    rows: list[Row] = []
+    vectors: list[np.ndarray] = []
+    shard_error: list[str] = []
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+        pending: tuple[list[Sample], list[Future]] | None = None
+        for batch in _read(cfg.shards[index], cfg.batch_size, shard_error):
+            decoding = [pool.submit(_decode, embedder, s) for s in batch]
+            if pending is not None:
+                _encode(embedder, *pending, cfg.label_field, rows, vectors)
+            pending = (batch, decoding)
+        if pending is not None:
+            _encode(embedder, *pending, cfg.label_field, rows, vectors)
+    _write(ctx, unit, index, rows, vectors)
+    failed = sum(r.error is not None for r in rows)
+    stats = {"samples": len(rows), "failed": failed, "bytes": sum(r.nbytes for r in rows)}
+    if shard_error:
+        stats["shard_error"] = shard_error[0]
+    return stats
+
+
+def _encode(embedder: Embedder, batch: list[Sample], decoding: list[Future], label_field: str,
+            rows: list[Row], vectors: list[np.ndarray]) -> None:
+    tensors = []
+    for sample, future in zip(batch, decoding, strict=True):
+        result = future.result()
+        row = Row(sample.key, sample.position, _label(sample, label_field), _caption(sample),
+                  sample.nbytes)
+        if isinstance(result, str):
+            row.error = result
+        else:
+            tensors.append(result)
+        rows.append(row)
+    encoded = iter(embedder.encode_images(torch.stack(tensors)) if tensors else [])
+    for row in rows[len(rows) - len(batch):]:
+        vectors.append(next(encoded) if row.error is None else None)
+
+
+def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) -> None:
+    dim = next((v.shape[0] for v in vectors if v is not None), 0)
+    matrix = np.zeros((len(rows), dim), dtype=np.float16)
+    for i, vector in enumerate(vectors):
+        if vector is not None:
+            matrix[i] = vector
+    positions = np.array([r.position for r in rows], dtype=np.int64)
+    table = pa.table({
+        "id": sample_ids(index, positions),
+        "key": [r.key for r in rows],
+        "shard": np.full(len(rows), index, dtype=np.int32),
+        "position": positions.astype(np.int32),
+        "label": np.array([r.label for r in rows], dtype=np.int64),
+        "caption": [r.caption for r in rows],
+        "nbytes": np.array([r.nbytes for r in rows], dtype=np.int64),
+        "status": ["failed" if r.error else "ok" for r in rows],
+        "error": [r.error for r in rows],
+    }, schema=ROW_SCHEMA)
+    save_array(ctx.run, matrix, "embed", f"{unit}.npy")
+    write_table(ctx.run, table, "embed", f"{unit}.parquet")

@@ -1,0 +1,76 @@
+"""reshard: stream each input tar and copy the raw members of its kept samples, in order,
+into the output shard of the same index; an img2dataset-style `_stats.json` beside it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from curation.errors import CurateError
+from curation.stage import Context
+from curation.storage import Folder
+from pipelines.data_pruning.layout import load_array
+from shards.paths import open_shard
+from shards.tario import ShardFormatError, TarWriter, iter_samples
+
+
+def output_folder(ctx: Context) -> Folder:
+    return Folder(ctx.config.output)
+
+
+def copy_kept(source: str, keep: np.ndarray, writer: TarWriter) -> tuple[int, int]:
+    """Copy the samples at positions `keep` (sorted); returns (samples read, samples copied).
+
+    Samples at or after damage in the source were failed at embed time and are never kept,
+    so the copy stops at the last kept position."""
+    wanted = set(keep.tolist())
+    last = int(keep[-1]) if len(keep) else -1
+    copied = read = 0
+    with open_shard(source) as stream:
+        try:
+            for sample in iter_samples(stream):
+                read += 1
+                if sample.position in wanted:
+                    writer.add_sample(sample)
+                    copied += 1
+                if sample.position >= last:
+                    break
+        except ShardFormatError:
+            pass
+    if copied != len(keep):
+        raise CurateError(f"shard {source} changed since it was embedded: "
+                          f"{len(keep) - copied} kept samples are missing")
+    return read, copied
+
+
+def reshard_shard(ctx: Context, unit: str) -> dict:
+    source = ctx.config.shards[int(unit)]
+    keep = load_array(ctx.run, "select", "keep", f"{unit}.npy")
+    counts = ctx.run.read_json("select", "counts", f"{unit}.json")
+    out = output_folder(ctx)
+    start = time.time()
+    with out.open_atomic(f"{unit}.tar") as stream:
+        writer = TarWriter(stream)
+        copy_kept(source, keep, writer)
+        writer.close()
+    end = time.time()
+    out.write_json({
+        "input_shard": source,
+        "count": counts["input"],
+        "successes": counts["kept"],
+        "pruned": counts["pruned"],
+        "failed": counts["failed"],
+        "status_dict": counts["reasons"],
+        "bytes_written": writer.bytes_written,
+    }, f"{unit}_stats.json")
+    return {"samples": counts["input"], "kept": counts["kept"], "bytes": writer.bytes_written,
+            "start_time": start, "end_time": end}
+
+
+def clean_outputs(ctx: Context) -> None:
+    """Invalidated: the shards this stage wrote are stale."""
+    out = output_folder(ctx)
+    for name in out.listdir():
+        if name.endswith((".tar", "_stats.json")):
+            out.remove(name)

@@ -1,0 +1,159 @@
+"""Image (and caption) embedders: open_clip models by name or config file, timm image models.
+
+Loaded once per worker process (`load_embedder` is cached) and shared by every unit it runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from curation.config import RANDOM_WEIGHTS
+from curation.errors import CurateError
+
+TIMM_PREFIX = "timm:"
+
+
+@dataclass
+class Embedder:
+    """A loaded model with its eval preprocessing; outputs are L2-normalised float32."""
+
+    model: torch.nn.Module
+    preprocess: Callable[[Image.Image], torch.Tensor]
+    image_size: int
+    device: str
+    tokenizer: Callable | None = None
+
+    @torch.no_grad()
+    def encode_images(self, batch: torch.Tensor) -> np.ndarray:
+        if hasattr(self.model, "encode_image"):
+            features = self.model.encode_image(batch.to(self.device))
+        else:
+            features = self.model(batch.to(self.device))
+        return _normalise(features)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        if self.tokenizer is None:
+            raise CurateError("this model has no text tower: captions need an open_clip model")
+        tokens = self.tokenizer(texts).to(self.device)
+        return _normalise(self.model.encode_text(tokens))
+
+    def decode(self, data: bytes) -> torch.Tensor:
+        """Decode at the smallest JPEG scale that still covers the model's input size."""
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format == "JPEG":
+                image.draft("RGB", (self.image_size, self.image_size))
+            return self.preprocess(image.convert("RGB"))
+
+
+def _normalise(features: torch.Tensor) -> np.ndarray:
+    features = features.float()
+    features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return features.cpu().numpy()
+
+
+def _image_size(preprocess) -> int:
+    for transform in getattr(preprocess, "transforms", []):
+        size = getattr(transform, "size", None)
+        if size is not None:
+            return int(size if isinstance(size, int) else max(size))
+    return 224
+
+
+def _pretrained_error(model: str, pretrained: str, exc: Exception) -> CurateError:
+    return CurateError(
+        f"could not load pretrained weights {pretrained!r} for model {model!r} "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+        "without network access, pass a local checkpoint file: --pretrained /path/to/weights"
+    )
+
+
+def _open_clip_name(model: str) -> str:
+    """A model name, or the stem of a model-config JSON registered with open_clip."""
+    import open_clip
+
+    if not model.endswith(".json"):
+        if model not in open_clip.list_models():
+            raise CurateError(
+                f"unknown model {model!r}: give an open_clip model name (see "
+                "open_clip.list_models()), a model-config JSON file, or timm:NAME"
+            )
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise CurateError(f"model config file not found: {model}")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CurateError(f"model config {model} is not valid JSON: {exc}") from exc
+    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in config]
+    if missing:
+        raise CurateError(f"model config {model} lacks {', '.join(missing)}")
+    open_clip.add_model_config(path)
+    return path.stem
+
+
+def _load_open_clip(model: str, pretrained: str, device: str) -> Embedder:
+    import open_clip
+
+    name = _open_clip_name(model)
+    weights = None if pretrained == RANDOM_WEIGHTS else pretrained
+    try:
+        clip, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=weights, device=device
+        )
+    except Exception as exc:
+        raise _pretrained_error(model, pretrained, exc) from exc
+    clip.eval()
+    return Embedder(clip, preprocess, _image_size(preprocess), device,
+                    open_clip.get_tokenizer(name))
+
+
+def _load_timm(model: str, pretrained: str, device: str) -> Embedder:
+    import timm
+    from timm.data import create_transform, resolve_model_data_config
+
+    name = model[len(TIMM_PREFIX):]
+    if name not in timm.list_models():
+        raise CurateError(f"unknown timm model {name!r}")
+    kwargs: dict = {"num_classes": 0}
+    if pretrained == RANDOM_WEIGHTS:
+        kwargs["pretrained"] = False
+    elif os.path.isfile(pretrained):
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": pretrained})
+    else:
+        name, kwargs["pretrained"] = f"{name}.{pretrained}", True
+    try:
+        net = timm.create_model(name, **kwargs)
+    except Exception as exc:
+        raise _pretrained_error(model, pretrained, exc) from exc
+    net.eval().to(device)
+    config = resolve_model_data_config(net)
+    preprocess = create_transform(**config, is_training=False)
+    return Embedder(net, preprocess, int(max(config["input_size"][1:])), device)
+
+
+@functools.lru_cache(maxsize=2)
+def load_embedder(model: str, pretrained: str, device: str = "cpu") -> Embedder:
+    """`model`: open_clip name, open_clip model-config JSON path, or `timm:NAME`;
+    `pretrained`: a tag, a local checkpoint file, or `random` (untrained weights)."""
+    if pretrained != RANDOM_WEIGHTS and _looks_like_path(pretrained):
+        if not os.path.isfile(pretrained):
+            raise CurateError(f"checkpoint file not found: {pretrained}")
+    if model.startswith(TIMM_PREFIX):
+        return _load_timm(model, pretrained, device)
+    return _load_open_clip(model, pretrained, device)
+
+
+def _looks_like_path(value: str) -> bool:
+    return os.sep in value or value.endswith((".pt", ".pth", ".bin", ".safetensors", ".th"))

@@ -1,0 +1,226 @@
+"""Streaming tar reading and deterministic tar writing, without decoding any member.
+
+A small reader of our own (rather than `tarfile`'s stream mode) because resharding is a byte
+copy: parsing each 512-byte header and slicing the data is all the work there is, and owning
+the loop lets a truncated or corrupt shard keep every sample before the damage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+BLOCK = 512
+RECORD = 20 * BLOCK
+FIXED_MTIME = 0
+GZIP_MAGIC = b"\x1f\x8b"
+_REGULAR = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE}
+_KEY_RE = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+
+
+class ShardFormatError(Exception):
+    """The tar stream is damaged; everything read before `offset` is intact."""
+
+    def __init__(self, message: str, offset: int):
+        super().__init__(f"{message} at byte {offset}")
+        self.offset = offset
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    data: bytes
+
+
+@dataclass
+class Sample:
+    """The members sharing one webdataset key, in archive order."""
+
+    key: str
+    position: int
+    members: list[Member] = field(default_factory=list)
+    error: str | None = None
+
+    def get(self, *extensions: str) -> tuple[str, bytes] | None:
+        """The first member whose (lower-cased) extension is one of `extensions`."""
+        wanted = {e.lower() for e in extensions}
+        for member in self.members:
+            ext = split_key(member.name)[1].lower()
+            if ext in wanted:
+                return ext, member.data
+        return None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(m.data) for m in self.members)
+
+
+def split_key(name: str) -> tuple[str, str]:
+    """webdataset's rule: the key is the path up to the first dot of the file name."""
+    match = _KEY_RE.match(name)
+    if match is None:
+        return name, ""
+    return match.group(1), match.group(2)
+
+
+class _Prefixed:
+    """A reader that replays bytes already consumed (for sniffing gzip magic)."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO):
+        self._prefix = prefix
+        self._stream = stream
+
+    def read(self, n: int) -> bytes:
+        if self._prefix:
+            head, self._prefix = self._prefix[:n], self._prefix[n:]
+            if len(head) == n:
+                return head
+            return head + self._stream.read(n - len(head))
+        return self._stream.read(n)
+
+
+def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
+    magic = stream.read(2)
+    replay = _Prefixed(magic, stream)
+    if magic == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=replay, mode="rb")  # type: ignore[arg-type]
+    return replay  # type: ignore[return-value]
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) == n or not data:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < n:
+        more = stream.read(n - got)
+        if not more:
+            break
+        chunks.append(more)
+        got += len(more)
+    return b"".join(chunks)
+
+
+def _pax_path(data: bytes) -> str | None:
+    """The `path` record of a pax extended header, if any."""
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        if space < 0:
+            return None
+        length = int(data[pos:space])
+        record = data[space + 1 : pos + length - 1]
+        keyword, _, value = record.partition(b"=")
+        if keyword == b"path":
+            return value.decode("utf-8", "surrogateescape")
+        pos += length
+    return None
+
+
+def iter_members(stream: BinaryIO) -> Iterator[Member]:
+    """Regular-file members in archive order; plain or gzip-compressed tar.
+
+    Raises ShardFormatError after yielding every member that precedes the damage.
+    """
+    stream = _maybe_gunzip(stream)
+    offset = 0
+    long_name: str | None = None
+    while True:
+        try:
+            header = _read_exact(stream, BLOCK)
+        except (OSError, EOFError) as exc:  # gzip stream cut short
+            raise ShardFormatError(f"unreadable data ({exc})", offset) from exc
+        if not header or header == bytes(BLOCK):
+            return
+        if len(header) < BLOCK:
+            raise ShardFormatError("truncated header", offset)
+        try:
+            info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+        except tarfile.HeaderError as exc:
+            raise ShardFormatError(f"invalid tar header ({exc})", offset) from exc
+        try:
+            data = _read_exact(stream, info.size)
+            _read_exact(stream, -info.size % BLOCK)
+        except (OSError, EOFError) as exc:
+            raise ShardFormatError(f"unreadable data ({exc})", offset) from exc
+        if len(data) < info.size:
+            raise ShardFormatError(f"truncated member {info.name!r}", offset)
+        offset += BLOCK + info.size + (-info.size % BLOCK)
+        if info.type == tarfile.GNUTYPE_LONGNAME:
+            long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+        elif info.type == tarfile.XHDTYPE:
+            long_name = _pax_path(data) or long_name
+        elif info.type in _REGULAR:
+            yield Member(long_name or info.name, data)
+            long_name = None
+        elif info.type != tarfile.XGLTYPE:
+            long_name = None
+
+
+def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
+    """Samples in shard order, grouped by key as webdataset does (a repeated extension starts
+    a new sample, so a key written twice in a row stays two samples).
+
+    On damage, the sample being read is yielded with `error` set (it may miss members), then
+    ShardFormatError is raised: every earlier sample is intact.
+    """
+    current: Sample | None = None
+    seen: set[str] = set()
+    position = 0
+    try:
+        for member in iter_members(stream):
+            key, ext = split_key(member.name)
+            if current is None or key != current.key or ext in seen:
+                if current is not None:
+                    yield current
+                    position += 1
+                current = Sample(key, position)
+                seen = set()
+            current.members.append(member)
+            seen.add(ext)
+    except ShardFormatError as exc:
+        if current is not None:
+            current.error = f"shard damaged while reading this sample: {exc}"
+            yield current
+        raise
+    if current is not None:
+        yield current
+
+
+class TarWriter:
+    """Writes members with fixed metadata (mtime, owner, mode) so equal input gives equal bytes."""
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+        self.bytes_written = 0
+
+    def add(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = FIXED_MTIME
+        info.mode = 0o644
+        info.uname = info.gname = ""
+        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        self._write(header)
+        self._write(data)
+        if len(data) % BLOCK:
+            self._write(bytes(BLOCK - len(data) % BLOCK))
+
+    def add_sample(self, sample: Sample) -> None:
+        for member in sample.members:
+            self.add(member.name, member.data)
+
+    def close(self) -> None:
+        """End-of-archive blocks, padded to a whole record as tar(1) writes it."""
+        self._write(bytes(2 * BLOCK))
+        if self.bytes_written % RECORD:
+            self._write(bytes(RECORD - self.bytes_written % RECORD))
+
+    def _write(self, data: bytes) -> None:
+        self._stream.write(data)
+        self.bytes_written += len(data)
