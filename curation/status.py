@@ -30,7 +30,7 @@ def read_status(run_dir: str) -> list[StageStatus]:
     run = Folder(run_dir)
     if not run.exists("config.json"):
         raise CurateError(f"not a curate run directory (no config.json): {run_dir}")
-    stages = list(run.read_json("config.json")["stages"])
+    stages = [name for name, _ in run.read_json("config.json")["stages"]]
     found = []
     for name in stages:
         units = len(run.read_json(name, "units.json")) if run.exists(name, "units.json") else None

@@ -1,19 +1,15 @@
 """select: apply the pruning rate over every valid sample; write per-shard keep-lists and
-decisions (every sample: kept, pruned or failed, and why).
-
-Prototypicality is the cosine distance to the nearest centroid that `assign` computed
-(Sorscher et al. 2022): keep the hardest (largest) or the easiest (smallest).
-"""
+decisions (every sample: kept, pruned or failed, and why)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from curation.stage import Context
-from metrics.selection import kept_count, random_keep, rank_keep
+from pipelines.data_pruning.decide import FAILED, Decision, decide
 from pipelines.data_pruning.layout import read_table, save_array, shard_units, write_table
+from pipelines.data_pruning.samples import load_samples
 
 DECISION_SCHEMA = pa.schema([
     ("key", pa.string()),
@@ -28,64 +24,42 @@ DECISION_SCHEMA = pa.schema([
     ("detail", pa.string()),
 ])
 
-REASONS = {  # (metric, keep) -> (reason when kept, reason when pruned)
-    ("prototypicality", "hard"): ("hardest", "too_easy"),
-    ("prototypicality", "easy"): ("easiest", "too_hard"),
-    ("random", "hard"): ("random_draw", "random_draw"),
-    ("random", "easy"): ("random_draw", "random_draw"),
-}
-
-
-def _load(ctx: Context, unit: str) -> pa.Table:
-    rows = read_table(ctx.run, "embed", f"{unit}.parquet",
-                      columns=["id", "key", "position", "status", "error"])
-    assigned = read_table(ctx.run, "assign", f"{unit}.parquet")
-    return rows.append_column("cluster", assigned["cluster"]).append_column(
-        "score", assigned["distance"].cast(pa.float64()))
-
-
-def _status_is(table: pa.Table, status: str) -> np.ndarray:
-    return pc.equal(table["status"], status).to_numpy(zero_copy_only=False).astype(bool)
-
-
-def _keep_mask(ctx: Context, ids: np.ndarray, scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    cfg = ctx.config
-    target = kept_count(int(valid.sum()), cfg.rate)
-    candidates = np.flatnonzero(valid)
-    if cfg.metric == "random":
-        chosen = random_keep(len(candidates), target, cfg.seed)
-    else:
-        chosen = rank_keep(scores[candidates], ids[candidates], target, cfg.keep == "hard")
-    keep = np.zeros(len(ids), dtype=bool)
-    keep[candidates[chosen]] = True
-    return keep
-
 
 def select_samples(ctx: Context, unit: str) -> dict:
-    cfg = ctx.config
     units = shard_units(ctx)
-    ids, scores, valid, sizes = [], [], [], []
-    for shard_unit in units:
-        table = _load(ctx, shard_unit)
-        ids.append(table["id"].to_numpy())
-        scores.append(table["score"].to_numpy(zero_copy_only=False))
-        valid.append(_status_is(table, "ok"))
-        sizes.append(len(table))
-    keep = _keep_mask(ctx, np.concatenate(ids), np.concatenate(scores), np.concatenate(valid))
-    kept_reason, pruned_reason = REASONS[(cfg.metric, cfg.keep)]
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    for i, shard_unit in enumerate(units):
-        shard_keep = keep[offsets[i] : offsets[i + 1]]
-        table = _load(ctx, shard_unit)
-        save_array(ctx.run, table["position"].to_numpy()[shard_keep].astype(np.int32),
-                   "select", "keep", f"{shard_unit}.npy")
-        decisions = _decisions(table, shard_keep, cfg.shards[i], kept_reason, pruned_reason)
+    samples = load_samples(ctx.run, units)
+    decision = decide(samples, ctx.config)
+    parts = zip(*(samples.per_shard(c) for c in (decision.keep, decision.reason, decision.detail,
+                                                  decision.score, samples.cluster)), strict=True)
+    for i, (shard_unit, columns) in enumerate(zip(units, parts, strict=True)):
+        rows = read_table(ctx.run, "embed", f"{shard_unit}.parquet",
+                          columns=["key", "position", "id", "error"])
+        shard_decision = Decision(*columns[:4])
+        decisions = _decisions(rows, shard_decision, columns[4], ctx.config.shards[i])
+        keep_positions = rows["position"].to_numpy()[shard_decision.keep].astype(np.int32)
+        save_array(ctx.run, keep_positions, "select", "keep", f"{shard_unit}.npy")
         write_table(ctx.run, decisions, "select", "decisions", f"{shard_unit}.parquet")
         ctx.run.write_json(_counts(decisions), "select", "counts", f"{shard_unit}.json")
-    total_valid = int(np.concatenate(valid).sum())
-    ctx.run.write_json({"valid_samples": total_valid, "kept_samples": int(keep.sum()),
-                        "target": kept_count(total_valid, cfg.rate)}, "select", "selection.json")
-    return {"samples": int(offsets[-1])}
+    return {"samples": len(samples), "kept": int(decision.keep.sum())}
+
+
+def _decisions(rows: pa.Table, decision: Decision, cluster: np.ndarray, shard: str) -> pa.Table:
+    failed = decision.reason == FAILED
+    status = np.where(failed, "failed", np.where(decision.keep, "kept", "pruned"))
+    detail = np.where(failed, np.asarray(rows["error"].to_pylist(), dtype=object),
+                      decision.detail)
+    return pa.table({
+        "key": rows["key"],
+        "shard": pa.array([shard] * len(rows), pa.string()),
+        "position": rows["position"],
+        "id": rows["id"],
+        "kept": decision.keep,
+        "status": status.astype(str),
+        "cluster": cluster,
+        "score": decision.score,
+        "reason": decision.reason.astype(str),
+        "detail": pa.array(detail.tolist(), pa.string()),
+    }, schema=DECISION_SCHEMA)
 
 
 def _counts(decisions: pa.Table) -> dict:
@@ -98,22 +72,3 @@ def _counts(decisions: pa.Table) -> dict:
         "failed": status.count("failed"),
         "reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
     }
-
-
-def _decisions(table: pa.Table, keep: np.ndarray, shard: str, kept_reason: str,
-               pruned_reason: str) -> pa.Table:
-    failed = _status_is(table, "failed")
-    status = np.where(failed, "failed", np.where(keep, "kept", "pruned"))
-    reason = np.where(failed, "failed", np.where(keep, kept_reason, pruned_reason))
-    return pa.table({
-        "key": table["key"],
-        "shard": pa.array([shard] * len(table), pa.string()),
-        "position": table["position"],
-        "id": table["id"],
-        "kept": keep,
-        "status": status.astype(str),
-        "cluster": table["cluster"],
-        "score": table["score"],
-        "reason": reason.astype(str),
-        "detail": table["error"],
-    }, schema=DECISION_SCHEMA)
