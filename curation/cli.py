@@ -15,8 +15,11 @@ from rich.table import Table
 from curation.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, PruneConfig
 from curation.errors import CurateError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Prune web-scale image datasets in webdataset shards.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Prune web-scale image datasets in webdataset shards.",
+)
 
 
 def user_errors(command):
@@ -50,43 +53,63 @@ def _absolute(path: str) -> str:
 @app.command()
 @user_errors
 def prune(
-    shards: Annotated[list[str], typer.Argument(
-        help="Input shards: paths, globs, brace ranges (data/{00000..00009}.tar) or URLs.")],
+    shards: Annotated[
+        list[str],
+        typer.Argument(
+            help="Input shards: paths, globs, brace ranges (data/{00000..00009}.tar) or URLs."
+        ),
+    ],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder for the pruned shards.")],
     rate: Annotated[float, typer.Option(help="Fraction of samples to remove, in (0, 1).")],
-    run_dir: Annotated[str | None, typer.Option(help="Run directory (default: OUTPUT/_run).")]
-    = None,
+    run_dir: Annotated[
+        str | None, typer.Option(help="Run directory (default: OUTPUT/_run).")
+    ] = None,
     metric: Annotated[str, typer.Option(help="prototypicality or random.")] = "prototypicality",
     keep: Annotated[str, typer.Option(help="hard (far from centroids) or easy.")] = "hard",
-    model: Annotated[str, typer.Option(
-        help="open_clip model name, open_clip model-config JSON, or timm:NAME.")] = DEFAULT_MODEL,
-    pretrained: Annotated[str, typer.Option(
-        help="open_clip tag, local checkpoint file, or 'random'.")] = DEFAULT_PRETRAINED,
+    model: Annotated[
+        str, typer.Option(help="open_clip model name, open_clip model-config JSON, or timm:NAME.")
+    ] = DEFAULT_MODEL,
+    pretrained: Annotated[
+        str, typer.Option(help="open_clip tag, local checkpoint file, or 'random'.")
+    ] = DEFAULT_PRETRAINED,
     clusters: Annotated[int, typer.Option(help="k-means clusters.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per model forward.")] = 64,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    label_field: Annotated[str, typer.Option(
-        help="json field holding the label when there is no .cls.")] = "label",
+    label_field: Annotated[
+        str, typer.Option(help="json field holding the label when there is no .cls.")
+    ] = "label",
     executor: Annotated[str, typer.Option(help="local or dask.")] = "local",
-    scheduler: Annotated[str | None, typer.Option(
-        help="Dask scheduler address (default: a LocalCluster).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    overwrite: Annotated[bool, typer.Option(
-        help="Replace what the output folder holds.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace what the output folder holds.")] = False,
 ) -> None:
     """Embed, cluster, score and select, then write pruned shards to OUTPUT."""
-    from pipelines.data_pruning.runner import prune as run_prune
     from shards.paths import expand_shards
 
     output = _absolute(output)
     config = _config(
-        shards=expand_shards(shards), output=output, rate=rate,
+        shards=expand_shards(shards),
+        output=output,
+        rate=rate,
         run_dir=_absolute(run_dir) if run_dir else f"{output.rstrip('/')}/_run",
-        metric=metric, keep=keep, model=model, pretrained=pretrained, clusters=clusters,
-        seed=seed, batch_size=batch_size, device=device, label_field=label_field,
-        executor=executor, scheduler=scheduler, workers=workers,
+        metric=metric,
+        keep=keep,
+        model=model,
+        pretrained=pretrained,
+        clusters=clusters,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        label_field=label_field,
+        executor=executor,
+        scheduler=scheduler,
+        workers=workers,
     )
+    from pipelines.data_pruning.runner import prune as run_prune  # heavy: after validation
+
     summary = run_prune(config, overwrite=overwrite)
     _print_summary(summary, config)
 
@@ -94,9 +117,14 @@ def prune(
 def _print_summary(summary: dict, config: PruneConfig) -> None:
     console = Console()
     table = Table(title="curate prune", show_header=False)
-    for label, key in (("input samples", "input_samples"), ("kept", "kept_samples"),
-                       ("pruned", "pruned_samples"), ("failed", "failed_samples"),
-                       ("rate requested", "rate_requested"), ("rate achieved", "rate_achieved")):
+    for label, key in (
+        ("input samples", "input_samples"),
+        ("kept", "kept_samples"),
+        ("pruned", "pruned_samples"),
+        ("failed", "failed_samples"),
+        ("rate requested", "rate_requested"),
+        ("rate achieved", "rate_achieved"),
+    ):
         table.add_row(label, str(summary[key]))
     for reason, count in summary["reasons"].items():
         table.add_row(f"reason: {reason}", str(count))

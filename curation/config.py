@@ -45,8 +45,9 @@ class PruneConfig(BaseModel):
             raise ValueError(f"--rate must be in (0, 1), the fraction removed; got {rate}")
         return rate
 
-    @field_validator("clusters", "batch_size", "workers", "kmeans_iterations",
-                     "max_points_per_centroid")
+    @field_validator(
+        "clusters", "batch_size", "workers", "kmeans_iterations", "max_points_per_centroid"
+    )
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -11,8 +11,10 @@ from curation.stage import Context, Stage, stage_hash
 def prepare_stage(stage: Stage, ctx: Context, digest: str) -> None:
     """Keep the stage's finished units only when its config (and upstream) is unchanged."""
     run = ctx.run
-    recorded = run.read_json(stage.name, "stage.json") if run.exists(stage.name, "stage.json") else None
-    if recorded is None or recorded["hash"] != digest:
+    recorded = None
+    if run.exists(stage.name, "stage.json"):
+        recorded = run.read_json(stage.name, "stage.json")["hash"]
+    if recorded != digest:
         run.remove(stage.name)
         if stage.clean is not None:
             stage.clean(ctx)

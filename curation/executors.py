@@ -75,8 +75,12 @@ class DaskExecutor:
         if not units:
             return
         futures = self._client.map(
-            run_unit, [stage] * len(units), units, [ctx] * len(units),
-            pure=False, retries=self.retries,
+            run_unit,
+            [stage] * len(units),
+            units,
+            [ctx] * len(units),
+            pure=False,
+            retries=self.retries,
         )
         names = {future.key: unit for future, unit in zip(futures, units, strict=True)}
         for future in dask_completed(futures):

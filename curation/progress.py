@@ -36,8 +36,9 @@ class StageProgress:
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(stage, total=total, completed=already_done,
-                                            samples=0, rate="")
+            self._task = self._bar.add_task(
+                stage, total=total, completed=already_done, samples=0, rate=""
+            )
         else:
             self._log(force=True)
 
@@ -46,8 +47,12 @@ class StageProgress:
         self._finished_here += 1
         self.samples += samples
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.done, samples=self.samples,
-                             rate=f"{self._rate():,.0f} samples/s")
+            self._bar.update(
+                self._task,
+                completed=self.done,
+                samples=self.samples,
+                rate=f"{self._rate():,.0f} samples/s",
+            )
         else:
             self._log(force=self.done == self.total)
 

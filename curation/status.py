@@ -34,14 +34,19 @@ def read_status(run_dir: str) -> list[StageStatus]:
     found = []
     for name in stages:
         units = len(run.read_json(name, "units.json")) if run.exists(name, "units.json") else None
-        stats = [run.read_json(name, "stats", f) for f in run.listdir(name, "stats")
-                 if f.endswith(".json")]
-        found.append(StageStatus(
-            name=name,
-            units=units,
-            done=len(run.listdir(name, "done")),
-            samples=sum(int(s.get("samples", 0)) for s in stats),
-            seconds=sum(float(s.get("seconds", 0.0)) for s in stats),
-            errors=len(run.listdir(name, "errors")),
-        ))
+        stats = [
+            run.read_json(name, "stats", f)
+            for f in run.listdir(name, "stats")
+            if f.endswith(".json")
+        ]
+        found.append(
+            StageStatus(
+                name=name,
+                units=units,
+                done=len(run.listdir(name, "done")),
+                samples=sum(int(s.get("samples", 0)) for s in stats),
+                seconds=sum(float(s.get("seconds", 0.0)) for s in stats),
+                errors=len(run.listdir(name, "errors")),
+            )
+        )
     return found

@@ -115,15 +115,16 @@ def _load_open_clip(model: str, pretrained: str, device: str) -> Embedder:
     except Exception as exc:
         raise _pretrained_error(model, pretrained, exc) from exc
     clip.eval()
-    return Embedder(clip, preprocess, _image_size(preprocess), device,
-                    open_clip.get_tokenizer(name))
+    return Embedder(
+        clip, preprocess, _image_size(preprocess), device, open_clip.get_tokenizer(name)
+    )
 
 
 def _load_timm(model: str, pretrained: str, device: str) -> Embedder:
     import timm
     from timm.data import create_transform, resolve_model_data_config
 
-    name = model[len(TIMM_PREFIX):]
+    name = model[len(TIMM_PREFIX) :]
     if name not in timm.list_models():
         raise CurateError(f"unknown timm model {name!r}")
     kwargs: dict = {"num_classes": 0}
@@ -146,13 +147,14 @@ def _load_timm(model: str, pretrained: str, device: str) -> Embedder:
 @functools.lru_cache(maxsize=2)
 def load_embedder(model: str, pretrained: str, device: str = "cpu") -> Embedder:
     """`model`: open_clip name, open_clip model-config JSON path, or `timm:NAME`;
-    `pretrained`: a tag, a local checkpoint file, or `random` (untrained weights)."""
-    if pretrained != RANDOM_WEIGHTS and _looks_like_path(pretrained):
-        if not os.path.isfile(pretrained):
-            raise CurateError(f"checkpoint file not found: {pretrained}")
-    if model.startswith(TIMM_PREFIX):
-        return _load_timm(model, pretrained, device)
-    return _load_open_clip(model, pretrained, device)
+    `pretrained`: a tag, a local checkpoint file, or `random` (untrained weights, seeded so
+    every worker process builds the same model)."""
+    if _looks_like_path(pretrained) and not os.path.isfile(pretrained):
+        raise CurateError(f"checkpoint file not found: {pretrained}")
+    load = _load_timm if model.startswith(TIMM_PREFIX) else _load_open_clip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return load(model, pretrained, device)
 
 
 def _looks_like_path(value: str) -> bool:

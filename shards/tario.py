@@ -25,9 +25,10 @@ _KEY_RE = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 class ShardFormatError(Exception):
     """The tar stream is damaged; everything read before `offset` is intact."""
 
-    def __init__(self, message: str, offset: int):
+    def __init__(self, message: str, offset: int, member: str | None = None):
         super().__init__(f"{message} at byte {offset}")
         self.offset = offset
+        self.member = member
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,12 @@ class Sample:
     members: list[Member] = field(default_factory=list)
     error: str | None = None
 
-    def get(self, *extensions: str) -> tuple[str, bytes] | None:
+    def get(self, *extensions: str) -> Member | None:
         """The first member whose (lower-cased) extension is one of `extensions`."""
         wanted = {e.lower() for e in extensions}
         for member in self.members:
-            ext = split_key(member.name)[1].lower()
-            if ext in wanted:
-                return ext, member.data
+            if split_key(member.name)[1].lower() in wanted:
+                return member
         return None
 
     @property
@@ -143,20 +143,21 @@ def iter_members(stream: BinaryIO) -> Iterator[Member]:
             info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
         except tarfile.HeaderError as exc:
             raise ShardFormatError(f"invalid tar header ({exc})", offset) from exc
+        name = long_name or info.name
         try:
             data = _read_exact(stream, info.size)
             _read_exact(stream, -info.size % BLOCK)
         except (OSError, EOFError) as exc:
-            raise ShardFormatError(f"unreadable data ({exc})", offset) from exc
+            raise ShardFormatError(f"unreadable data ({exc})", offset, name) from exc
         if len(data) < info.size:
-            raise ShardFormatError(f"truncated member {info.name!r}", offset)
+            raise ShardFormatError(f"truncated member {name!r}", offset, name)
         offset += BLOCK + info.size + (-info.size % BLOCK)
         if info.type == tarfile.GNUTYPE_LONGNAME:
             long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
         elif info.type == tarfile.XHDTYPE:
             long_name = _pax_path(data) or long_name
         elif info.type in _REGULAR:
-            yield Member(long_name or info.name, data)
+            yield Member(name, data)
             long_name = None
         elif info.type != tarfile.XGLTYPE:
             long_name = None
@@ -166,8 +167,9 @@ def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
     """Samples in shard order, grouped by key as webdataset does (a repeated extension starts
     a new sample, so a key written twice in a row stays two samples).
 
-    On damage, the sample being read is yielded with `error` set (it may miss members), then
-    ShardFormatError is raised: every earlier sample is intact.
+    On damage, ShardFormatError is raised after every intact sample. When the damage cuts a
+    member's data, the sample that member belongs to is yielded first with `error` set; damage
+    between members leaves the sample read so far intact, as webdataset would read it.
     """
     current: Sample | None = None
     seen: set[str] = set()
@@ -184,9 +186,16 @@ def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
             current.members.append(member)
             seen.add(ext)
     except ShardFormatError as exc:
-        if current is not None:
-            current.error = f"shard damaged while reading this sample: {exc}"
+        damaged = None if exc.member is None else split_key(exc.member)[0]
+        if current is not None and damaged == current.key:
+            current.error = f"shard damaged in this sample: {exc}"
             yield current
+        else:
+            if current is not None:
+                yield current
+                position += 1
+            if damaged is not None:
+                yield Sample(damaged, position, error=f"shard damaged in this sample: {exc}")
         raise
     if current is not None:
         yield current

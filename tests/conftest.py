@@ -23,7 +23,7 @@ def image_bytes(rng: np.random.Generator, label: int, fmt: str = "JPEG", size: i
     """A noisy image whose colour and stripe direction depend on the label."""
     base = np.array(COLOURS[label % len(COLOURS)], dtype=np.float32)
     pixels = base + rng.normal(0, 40, (size, size, 3))
-    stripes = (np.arange(size) // 6 % 2 == 0)
+    stripes = np.arange(size) // 6 % 2 == 0
     if label % 2:
         pixels[stripes, :, :] *= 0.5
     else:
@@ -40,8 +40,9 @@ def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_shards(folder: Path, shards: int, per_shard: int, layout: str = "imagenet",
-                 seed: int = 0) -> list[Path]:
+def write_shards(
+    folder: Path, shards: int, per_shard: int, layout: str = "imagenet", seed: int = 0
+) -> list[Path]:
     """Shards in the ImageNet layout (jpg + cls) or the img2dataset one (jpg/png/webp + txt +
     json)."""
     rng = np.random.default_rng(seed)
@@ -61,7 +62,8 @@ def write_shards(folder: Path, shards: int, per_shard: int, layout: str = "image
                     fmt, ext = [("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp")][index % 3]
                     add_member(tar, f"{key}.{ext}", image_bytes(rng, label, fmt))
                     add_member(tar, f"{key}.txt", f"a photo of thing {label}".encode())
-                    add_member(tar, f"{key}.json", json.dumps({"key": key, "label": label}).encode())
+                    meta = json.dumps({"key": key, "label": label}).encode()
+                    add_member(tar, f"{key}.json", meta)
                 index += 1
         paths.append(path)
     return paths

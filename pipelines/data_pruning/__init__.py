@@ -13,13 +13,23 @@ from pipelines.data_pruning.summary import clean_summary, write_summary
 
 
 def _embed_params(c: PruneConfig) -> dict:
-    return {"shards": c.shards, "model": c.model, "pretrained": c.pretrained,
-            "device": c.device, "batch_size": c.batch_size, "label_field": c.label_field}
+    return {
+        "shards": c.shards,
+        "model": c.model,
+        "pretrained": c.pretrained,
+        "device": c.device,
+        "batch_size": c.batch_size,
+        "label_field": c.label_field,
+    }
 
 
 def _cluster_params(c: PruneConfig) -> dict:
-    return {"clusters": c.clusters, "iterations": c.kmeans_iterations, "seed": c.seed,
-            "max_points_per_centroid": c.max_points_per_centroid}
+    return {
+        "clusters": c.clusters,
+        "iterations": c.kmeans_iterations,
+        "seed": c.seed,
+        "max_points_per_centroid": c.max_points_per_centroid,
+    }
 
 
 def _select_params(c: PruneConfig) -> dict:

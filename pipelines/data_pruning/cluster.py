@@ -56,24 +56,34 @@ def train_clusters(ctx: Context, unit: str) -> dict:
     cfg = ctx.config
     x, ids = _training_sample(ctx)
     kmeans = faiss.Kmeans(
-        x.shape[1], cfg.clusters, niter=cfg.kmeans_iterations, seed=cfg.seed, spherical=True,
-        max_points_per_centroid=len(x), min_points_per_centroid=1, verbose=False,
+        x.shape[1],
+        cfg.clusters,
+        niter=cfg.kmeans_iterations,
+        seed=cfg.seed,
+        spherical=True,
+        max_points_per_centroid=len(x),
+        min_points_per_centroid=1,
+        verbose=False,
     )
     kmeans.train(x)
     centroids = kmeans.centroids.astype(np.float32)
     sizes = np.bincount(kmeans.index.search(x, 1)[1][:, 0], minlength=cfg.clusters)
     save_array(ctx.run, centroids, "cluster", "centroids.npy")
     save_array(ctx.run, ids, "cluster", "training_ids.npy")
-    ctx.run.write_json({
-        "clusters": cfg.clusters,
-        "dim": int(x.shape[1]),
-        "iterations": cfg.kmeans_iterations,
-        "seed": cfg.seed,
-        "training_samples": len(x),
-        "objective": [float(v) for v in kmeans.obj],
-        "training_cluster_sizes": sizes.tolist(),
-        "empty_clusters_in_training": int((sizes == 0).sum()),
-    }, "cluster", "clustering.json")
+    ctx.run.write_json(
+        {
+            "clusters": cfg.clusters,
+            "dim": int(x.shape[1]),
+            "iterations": cfg.kmeans_iterations,
+            "seed": cfg.seed,
+            "training_samples": len(x),
+            "objective": [float(v) for v in kmeans.obj],
+            "training_cluster_sizes": sizes.tolist(),
+            "empty_clusters_in_training": int((sizes == 0).sum()),
+        },
+        "cluster",
+        "clustering.json",
+    )
     return {"samples": len(x)}
 
 
@@ -89,6 +99,7 @@ def assign_shard(ctx: Context, unit: str) -> dict:
         similarity, nearest = index.search(embeddings[rows].astype(np.float32), 1)
         cluster[rows] = nearest[:, 0]
         distance[rows] = 1.0 - similarity[:, 0]
-    write_table(ctx.run, pa.table({"cluster": cluster, "distance": distance}),
-                "assign", f"{unit}.parquet")
+    write_table(
+        ctx.run, pa.table({"cluster": cluster, "distance": distance}), "assign", f"{unit}.parquet"
+    )
     return {"samples": len(rows)}

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import torch
+from PIL import UnidentifiedImageError
 
 from curation.stage import Context
-from pipelines.data_pruning.layout import save_array, sample_ids, write_table
+from pipelines.data_pruning.layout import sample_ids, save_array, write_table
 from pipelines.embedders import Embedder, load_embedder
 from shards.paths import open_shard
 from shards.tario import Sample, ShardFormatError, iter_samples
@@ -24,17 +25,19 @@ from shards.tario import Sample, ShardFormatError, iter_samples
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 DECODE_THREADS = 2
 
-ROW_SCHEMA = pa.schema([
-    ("id", pa.int64()),
-    ("key", pa.string()),
-    ("shard", pa.int32()),
-    ("position", pa.int32()),
-    ("label", pa.int64()),
-    ("caption", pa.string()),
-    ("nbytes", pa.int64()),
-    ("status", pa.string()),
-    ("error", pa.string()),
-])
+ROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("key", pa.string()),
+        ("shard", pa.int32()),
+        ("position", pa.int32()),
+        ("label", pa.int64()),
+        ("caption", pa.string()),
+        ("nbytes", pa.int64()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -51,10 +54,10 @@ def _label(sample: Sample, field: str) -> int:
     cls = sample.get("cls")
     try:
         if cls is not None:
-            return int(cls[1].decode().strip())
+            return int(cls.data.decode().strip())
         meta = sample.get("json")
         if meta is not None:
-            value = json.loads(meta[1]).get(field)
+            value = json.loads(meta.data).get(field)
             if value is not None:
                 return int(value)
     except (ValueError, UnicodeDecodeError, AttributeError):
@@ -64,7 +67,7 @@ def _label(sample: Sample, field: str) -> int:
 
 def _caption(sample: Sample) -> str | None:
     txt = sample.get("txt")
-    return None if txt is None else txt[1].decode("utf-8", "replace")
+    return None if txt is None else txt.data.decode("utf-8", "replace")
 
 
 def _decode(embedder: Embedder, sample: Sample) -> torch.Tensor | str:
@@ -76,9 +79,11 @@ def _decode(embedder: Embedder, sample: Sample) -> torch.Tensor | str:
         exts = sorted({m.name.rsplit(".", 1)[-1] for m in sample.members}) or ["nothing"]
         return f"no image member (has {', '.join(exts)})"
     try:
-        return embedder.decode(image[1])
+        return embedder.decode(image.data)
+    except UnidentifiedImageError:
+        return f"cannot decode {image.name}: not a recognised image format"
     except Exception as exc:  # any decoder failure makes this one sample fail, not the run
-        return f"cannot decode {image[0]}: {type(exc).__name__}: {exc}"
+        return f"cannot decode {image.name}: {type(exc).__name__}: {exc}"
 
 
 def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
@@ -124,20 +129,31 @@ def embed_shard(ctx: Context, unit: str) -> dict:
     return stats
 
 
-def _encode(embedder: Embedder, batch: list[Sample], decoding: list[Future], label_field: str,
-            rows: list[Row], vectors: list[np.ndarray]) -> None:
+def _encode(
+    embedder: Embedder,
+    batch: list[Sample],
+    decoding: list[Future],
+    label_field: str,
+    rows: list[Row],
+    vectors: list[np.ndarray],
+) -> None:
     tensors = []
     for sample, future in zip(batch, decoding, strict=True):
         result = future.result()
-        row = Row(sample.key, sample.position, _label(sample, label_field), _caption(sample),
-                  sample.nbytes)
+        row = Row(
+            sample.key,
+            sample.position,
+            _label(sample, label_field),
+            _caption(sample),
+            sample.nbytes,
+        )
         if isinstance(result, str):
             row.error = result
         else:
             tensors.append(result)
         rows.append(row)
     encoded = iter(embedder.encode_images(torch.stack(tensors)) if tensors else [])
-    for row in rows[len(rows) - len(batch):]:
+    for row in rows[len(rows) - len(batch) :]:
         vectors.append(next(encoded) if row.error is None else None)
 
 
@@ -148,16 +164,19 @@ def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) 
         if vector is not None:
             matrix[i] = vector
     positions = np.array([r.position for r in rows], dtype=np.int64)
-    table = pa.table({
-        "id": sample_ids(index, positions),
-        "key": [r.key for r in rows],
-        "shard": np.full(len(rows), index, dtype=np.int32),
-        "position": positions.astype(np.int32),
-        "label": np.array([r.label for r in rows], dtype=np.int64),
-        "caption": [r.caption for r in rows],
-        "nbytes": np.array([r.nbytes for r in rows], dtype=np.int64),
-        "status": ["failed" if r.error else "ok" for r in rows],
-        "error": [r.error for r in rows],
-    }, schema=ROW_SCHEMA)
+    table = pa.table(
+        {
+            "id": sample_ids(index, positions),
+            "key": [r.key for r in rows],
+            "shard": np.full(len(rows), index, dtype=np.int32),
+            "position": positions.astype(np.int32),
+            "label": np.array([r.label for r in rows], dtype=np.int64),
+            "caption": [r.caption for r in rows],
+            "nbytes": np.array([r.nbytes for r in rows], dtype=np.int64),
+            "status": ["failed" if r.error else "ok" for r in rows],
+            "error": [r.error for r in rows],
+        },
+        schema=ROW_SCHEMA,
+    )
     save_array(ctx.run, matrix, "embed", f"{unit}.npy")
     write_table(ctx.run, table, "embed", f"{unit}.parquet")

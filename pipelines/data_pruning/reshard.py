@@ -39,8 +39,10 @@ def copy_kept(source: str, keep: np.ndarray, writer: TarWriter) -> tuple[int, in
         except ShardFormatError:
             pass
     if copied != len(keep):
-        raise CurateError(f"shard {source} changed since it was embedded: "
-                          f"{len(keep) - copied} kept samples are missing")
+        raise CurateError(
+            f"shard {source} changed since it was embedded: "
+            f"{len(keep) - copied} kept samples are missing"
+        )
     return read, copied
 
 
@@ -55,17 +57,25 @@ def reshard_shard(ctx: Context, unit: str) -> dict:
         copy_kept(source, keep, writer)
         writer.close()
     end = time.time()
-    out.write_json({
-        "input_shard": source,
-        "count": counts["input"],
-        "successes": counts["kept"],
-        "pruned": counts["pruned"],
-        "failed": counts["failed"],
-        "status_dict": counts["reasons"],
-        "bytes_written": writer.bytes_written,
-    }, f"{unit}_stats.json")
-    return {"samples": counts["input"], "kept": counts["kept"], "bytes": writer.bytes_written,
-            "start_time": start, "end_time": end}
+    out.write_json(
+        {
+            "input_shard": source,
+            "count": counts["input"],
+            "successes": counts["kept"],
+            "pruned": counts["pruned"],
+            "failed": counts["failed"],
+            "status_dict": counts["reasons"],
+            "bytes_written": writer.bytes_written,
+        },
+        f"{unit}_stats.json",
+    )
+    return {
+        "samples": counts["input"],
+        "kept": counts["kept"],
+        "bytes": writer.bytes_written,
+        "start_time": start,
+        "end_time": end,
+    }
 
 
 def clean_outputs(ctx: Context) -> None:

@@ -51,8 +51,14 @@ def prune(config: PruneConfig, overwrite: bool = False) -> dict:
     started_empty = claim_output(out, run, overwrite)
     out.makedirs()
     out.write_json({"run_dir": config.run_dir}, MARKER)
-    run.write_json({"config": config.model_dump(), "versions": _versions(),
-                    "stages": list(stage_digests(STAGES, config).items())}, "config.json")
+    run.write_json(
+        {
+            "config": config.model_dump(),
+            "versions": _versions(),
+            "stages": list(stage_digests(STAGES, config).items()),
+        },
+        "config.json",
+    )
     executor = make_executor(config.executor, config.workers, config.scheduler)
     try:
         run_stages(STAGES, Context(run, config, config.threads), executor)

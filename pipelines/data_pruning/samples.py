@@ -38,7 +38,8 @@ def _shard_columns(run: Folder, unit: str) -> pa.Table:
     rows = read_table(run, "embed", f"{unit}.parquet", columns=["id", "status", "label"])
     assigned = read_table(run, "assign", f"{unit}.parquet")
     return rows.append_column("cluster", assigned["cluster"]).append_column(
-        "distance", assigned["distance"].cast(pa.float64()))
+        "distance", assigned["distance"].cast(pa.float64())
+    )
 
 
 def load_samples(run: Folder, units: list[str]) -> Samples:

@@ -11,29 +11,43 @@ from pipelines.data_pruning.decide import FAILED, Decision, decide
 from pipelines.data_pruning.layout import read_table, save_array, shard_units, write_table
 from pipelines.data_pruning.samples import load_samples
 
-DECISION_SCHEMA = pa.schema([
-    ("key", pa.string()),
-    ("shard", pa.string()),
-    ("position", pa.int32()),
-    ("id", pa.int64()),
-    ("kept", pa.bool_()),
-    ("status", pa.string()),
-    ("cluster", pa.int32()),
-    ("score", pa.float64()),
-    ("reason", pa.string()),
-    ("detail", pa.string()),
-])
+DECISION_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("shard", pa.string()),
+        ("position", pa.int32()),
+        ("id", pa.int64()),
+        ("kept", pa.bool_()),
+        ("status", pa.string()),
+        ("cluster", pa.int32()),
+        ("score", pa.float64()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
 
 
 def select_samples(ctx: Context, unit: str) -> dict:
     units = shard_units(ctx)
     samples = load_samples(ctx.run, units)
     decision = decide(samples, ctx.config)
-    parts = zip(*(samples.per_shard(c) for c in (decision.keep, decision.reason, decision.detail,
-                                                  decision.score, samples.cluster)), strict=True)
+    parts = zip(
+        *(
+            samples.per_shard(c)
+            for c in (
+                decision.keep,
+                decision.reason,
+                decision.detail,
+                decision.score,
+                samples.cluster,
+            )
+        ),
+        strict=True,
+    )
     for i, (shard_unit, columns) in enumerate(zip(units, parts, strict=True)):
-        rows = read_table(ctx.run, "embed", f"{shard_unit}.parquet",
-                          columns=["key", "position", "id", "error"])
+        rows = read_table(
+            ctx.run, "embed", f"{shard_unit}.parquet", columns=["key", "position", "id", "error"]
+        )
         shard_decision = Decision(*columns[:4])
         decisions = _decisions(rows, shard_decision, columns[4], ctx.config.shards[i])
         keep_positions = rows["position"].to_numpy()[shard_decision.keep].astype(np.int32)
@@ -46,20 +60,22 @@ def select_samples(ctx: Context, unit: str) -> dict:
 def _decisions(rows: pa.Table, decision: Decision, cluster: np.ndarray, shard: str) -> pa.Table:
     failed = decision.reason == FAILED
     status = np.where(failed, "failed", np.where(decision.keep, "kept", "pruned"))
-    detail = np.where(failed, np.asarray(rows["error"].to_pylist(), dtype=object),
-                      decision.detail)
-    return pa.table({
-        "key": rows["key"],
-        "shard": pa.array([shard] * len(rows), pa.string()),
-        "position": rows["position"],
-        "id": rows["id"],
-        "kept": decision.keep,
-        "status": status.astype(str),
-        "cluster": cluster,
-        "score": decision.score,
-        "reason": decision.reason.astype(str),
-        "detail": pa.array(detail.tolist(), pa.string()),
-    }, schema=DECISION_SCHEMA)
+    detail = np.where(failed, np.asarray(rows["error"].to_pylist(), dtype=object), decision.detail)
+    return pa.table(
+        {
+            "key": rows["key"],
+            "shard": pa.array([shard] * len(rows), pa.string()),
+            "position": rows["position"],
+            "id": rows["id"],
+            "kept": decision.keep,
+            "status": status.astype(str),
+            "cluster": cluster,
+            "score": decision.score,
+            "reason": decision.reason.astype(str),
+            "detail": pa.array(detail.tolist(), pa.string()),
+        },
+        schema=DECISION_SCHEMA,
+    )
 
 
 def _counts(decisions: pa.Table) -> dict:
