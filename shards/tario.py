@@ -20,6 +20,15 @@ FIXED_MTIME = 0
 GZIP_MAGIC = b"\x1f\x8b"
 _REGULAR = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE}
 _KEY_RE = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+_ZERO_BLOCK = bytes(BLOCK)
+_USTAR_MAX_SIZE = 8**11 - 1
+# Fields of our fixed ustar header around name, size and checksum: mode 0644, uid/gid 0,
+# mtime FIXED_MTIME, regular file, empty link name, owner names and device numbers (as
+# `tarfile` writes them, so both give the same bytes).
+_MODE_IDS = b"0000644\0" + b"0000000\0" * 2
+_MTIME = b"%011o\0" % FIXED_MTIME
+_AFTER_CHECKSUM = b"0" + bytes(100) + b"ustar\x0000" + bytes(80 + 155 + 12)
+_TAIL_SUM = sum(_AFTER_CHECKSUM)
 
 
 class ShardFormatError(Exception):
@@ -122,6 +131,30 @@ def _pax_path(data: bytes) -> str | None:
     return None
 
 
+def _octal(field: bytes) -> int:
+    """A numeric header field: octal text, or base-256 when the high bit is set (GNU)."""
+    if field[0] & 0x80:
+        return int.from_bytes(field[1:], "big")
+    digits = field.split(b"\0", 1)[0].strip()
+    return int(digits, 8) if digits else 0
+
+
+def _parse_header(header: bytes) -> tuple[str, int, bytes]:
+    """(name, size, type) of a ustar/GNU/v7 header; checksum verified. Written out rather
+    than with `tarfile.TarInfo.frombuf`, which costs as much as copying a 30 KB member."""
+    try:
+        stored = _octal(header[148:156])
+        size = _octal(header[124:136])
+    except ValueError as exc:
+        raise tarfile.InvalidHeaderError("bad number field") from exc
+    if stored != sum(header) - sum(header[148:156]) + 256:
+        raise tarfile.InvalidHeaderError("bad checksum")
+    name = header[:100].split(b"\0", 1)[0]
+    if header[257:263] == b"ustar\0" and header[345] != 0:
+        name = header[345:500].split(b"\0", 1)[0] + b"/" + name
+    return name.decode("utf-8", "surrogateescape"), size, header[156:157]
+
+
 def iter_members(stream: BinaryIO) -> Iterator[Member]:
     """Regular-file members in archive order; plain or gzip-compressed tar.
 
@@ -135,31 +168,31 @@ def iter_members(stream: BinaryIO) -> Iterator[Member]:
             header = _read_exact(stream, BLOCK)
         except (OSError, EOFError) as exc:  # gzip stream cut short
             raise ShardFormatError(f"unreadable data ({exc})", offset) from exc
-        if not header or header == bytes(BLOCK):
+        if not header or header == _ZERO_BLOCK:
             return
         if len(header) < BLOCK:
             raise ShardFormatError("truncated header", offset)
         try:
-            info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+            header_name, size, kind = _parse_header(header)
         except tarfile.HeaderError as exc:
             raise ShardFormatError(f"invalid tar header ({exc})", offset) from exc
-        name = long_name or info.name
+        name = long_name or header_name
         try:
-            data = _read_exact(stream, info.size)
-            _read_exact(stream, -info.size % BLOCK)
+            data = _read_exact(stream, size)
+            _read_exact(stream, -size % BLOCK)
         except (OSError, EOFError) as exc:
             raise ShardFormatError(f"unreadable data ({exc})", offset, name) from exc
-        if len(data) < info.size:
+        if len(data) < size:
             raise ShardFormatError(f"truncated member {name!r}", offset, name)
-        offset += BLOCK + info.size + (-info.size % BLOCK)
-        if info.type == tarfile.GNUTYPE_LONGNAME:
+        offset += BLOCK + size + (-size % BLOCK)
+        if kind == tarfile.GNUTYPE_LONGNAME:
             long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
-        elif info.type == tarfile.XHDTYPE:
+        elif kind == tarfile.XHDTYPE:
             long_name = _pax_path(data) or long_name
-        elif info.type in _REGULAR:
+        elif kind in _REGULAR:
             yield Member(name, data)
             long_name = None
-        elif info.type != tarfile.XGLTYPE:
+        elif kind != tarfile.XGLTYPE:
             long_name = None
 
 
@@ -201,6 +234,25 @@ def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
         yield current
 
 
+def _ustar_header(name: str, size: int) -> bytes | None:
+    """The header `tarfile` writes for these fields, built directly; None when the name (not
+    plain ASCII, or over 100 bytes) or the size needs pax records."""
+    if len(name) > 100 or not name.isascii() or size > _USTAR_MAX_SIZE:
+        return None
+    head = name.encode().ljust(100, b"\0") + _MODE_IDS + b"%011o\0" % size + _MTIME
+    checksum = sum(head) + _TAIL_SUM + 8 * 32
+    return head + b"%06o\0 " % checksum + _AFTER_CHECKSUM
+
+
+def _pax_header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = FIXED_MTIME
+    info.mode = 0o644
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
 class TarWriter:
     """Writes members with fixed metadata (mtime, owner, mode) so equal input gives equal bytes."""
 
@@ -209,13 +261,7 @@ class TarWriter:
         self.bytes_written = 0
 
     def add(self, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = FIXED_MTIME
-        info.mode = 0o644
-        info.uname = info.gname = ""
-        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        self._write(header)
+        self._write(_ustar_header(name, len(data)) or _pax_header(name, len(data)))
         self._write(data)
         if len(data) % BLOCK:
             self._write(bytes(BLOCK - len(data) % BLOCK))

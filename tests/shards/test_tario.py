@@ -116,3 +116,18 @@ def test_writer_is_deterministic_and_readable():
         assert [(m.name, m.mtime, tar.extractfile(m).read()) for m in tar.getmembers()] == [
             (n, 0, d) for n, d in MEMBERS
         ]
+
+
+@pytest.mark.parametrize(
+    "name", ["a.jpg", "x" * 99 + ".j", "dir/" * 30 + "file.jpg", "y" * 120 + ".jpg", "é.jpg"]
+)
+def test_writer_headers_match_tarfile(name):
+    buffer = io.BytesIO()
+    writer = TarWriter(buffer)
+    writer.add(name, b"data")
+    writer.close()
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uname, info.gname = 4, 0, 0o644, "", ""
+    expected = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert buffer.getvalue()[: len(expected)] == expected
+    assert [m.name for m in iter_members(io.BytesIO(buffer.getvalue()))] == [name]
