@@ -135,9 +135,9 @@ def test_matches_naive_for_any_block_size(block_size):
 
 
 def test_identical_across_block_sizes_on_float16():
-    emb, dist, ids = clustered(1, 500, 32)
+    emb, dist, ids = clustered(1, 400, 32)
     emb = emb.astype(np.float16)
-    results = [semdedup(emb, dist, ids, 0.02, block_size=b) for b in (1, 3, 50, 128, 499, 4096)]
+    results = [semdedup(emb, dist, ids, 0.02, block_size=b) for b in (2, 3, 50, 128, 399, 4096)]
     assert results[0].duplicate.any() and not results[0].duplicate.all()
     for r in results[1:]:
         np.testing.assert_array_equal(r.duplicate, results[0].duplicate)
@@ -145,7 +145,7 @@ def test_identical_across_block_sizes_on_float16():
         np.testing.assert_array_equal(r.max_similarity, results[0].max_similarity)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     data=st.data(),
     n=st.integers(0, 24),
