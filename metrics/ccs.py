@@ -66,13 +66,13 @@ def ccs(
     scores, ids = _validate(scores, ids, strata, cutoff)
     n = len(scores)
     cut = _cut_hardest(scores, ids, robust_floor(cutoff * n))
-    if not 0 <= budget <= n - cut.sum():
+    if budget != int(budget) or not 0 <= budget <= n - cut.sum():
         raise ValueError(
-            f"budget {budget} must lie in [0, {n - cut.sum()}] (n={n}, cut={cut.sum()})"
+            f"budget {budget} must be an integer in [0, {n - cut.sum()}] (n={n}, cut={cut.sum()})"
         )
     stratum, edges = _stratify(scores, cut, strata)
     sizes = np.bincount(stratum[~cut], minlength=strata).astype(np.int64)
-    budgets = _allocate(budget, sizes)
+    budgets = _allocate(int(budget), sizes)
     keep = _sample(stratum, ids, budgets, seed)
     return CCSResult(keep, stratum, budgets, sizes, edges, cut)
 
@@ -133,8 +133,8 @@ def _allocate(budget: int, sizes: np.ndarray) -> np.ndarray:
     """Water-fill ``budget`` over the strata, smallest first (the reference's bin_allocate)."""
     budgets = np.zeros(len(sizes), dtype=np.int64)
     remaining = budget
-    for left, j in enumerate(np.argsort(sizes, kind="stable")):
-        take = min(int(sizes[j]), remaining // (len(sizes) - left))
+    for visited, j in enumerate(np.argsort(sizes, kind="stable")):
+        take = min(int(sizes[j]), remaining // (len(sizes) - visited))
         budgets[j] = take
         remaining -= take
     return budgets

@@ -60,9 +60,12 @@ def el2n(
     Returns float32 (n,).
 
     Deterministic for a given seed and torch thread count; the global torch RNG state is
-    restored. The caller sets ``torch.set_num_threads``. Measured with one torch thread on this
-    project's 2-core machine: 10 linear probes x 5 epochs on 20,000 x 512 embeddings (10
-    classes, 3,950 Adam steps) take about 3 s; with ``hidden=256``, about 12 s.
+    restored. The caller sets ``torch.set_num_threads``: on a 2-core machine shared with other
+    work, one thread is far faster than two (two threads contend with the other jobs).
+    Measured with one thread on this project's 2-core machine under load from other jobs:
+    10 linear probes x 5 epochs on 20,000 x 512 embeddings (10 classes, 3,950 Adam steps of
+    about 1 ms) take about 4 s of CPU time (5-13 s wall under that load); ``hidden=256`` about
+    13 s of CPU time.
     """
     x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
     labels = np.asarray(labels, dtype=np.int64)
@@ -107,12 +110,12 @@ def _train_probe(
     batch_size: int,
     lr: float,
 ) -> nn.Module:
-    """One probe: seeded initialisation and shuffling, Adam on cross-entropy."""
+    """One probe: seeded initialisation and shuffling, Adam (fused CPU kernel) on cross-entropy."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         probe = _make_probe(x.shape[1], num_classes, hidden)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(probe.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(probe.parameters(), lr=lr, fused=True)
     probe.train()
     for _ in range(epochs):
         for batch in torch.randperm(len(x), generator=generator).split(batch_size):

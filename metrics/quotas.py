@@ -77,6 +77,8 @@ def _validate(
     if (lower < 0).any():
         raise QuotaError("lower bounds must be non-negative")
     lb = np.minimum(lower.astype(np.int64), upper)
+    if total != int(total):
+        raise QuotaError(f"total must be an integer, got {total}")
     total = int(total)
     if total < 0:
         raise QuotaError(f"total must be >= 0, got {total}")

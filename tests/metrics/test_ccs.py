@@ -184,3 +184,9 @@ def test_rejects_bad_input():
 )
 def test_default_cutoff(rate, expected):
     assert default_cutoff(rate) == expected
+
+
+def test_budget_must_be_integral():
+    assert ccs(np.arange(10.0), np.arange(10), budget=np.float64(4), cutoff=0.0).kept == 4
+    with pytest.raises(ValueError, match="integer"):
+        ccs(np.arange(10.0), np.arange(10), budget=4.5, cutoff=0.0)

@@ -176,3 +176,9 @@ def test_large_scale_sum_is_exact():
     x = quotas(weights, sizes, total, lower=1)
     assert x.sum() == total
     assert ((np.minimum(1, sizes) <= x) & (x <= sizes)).all()
+
+
+def test_total_must_be_integral():
+    np.testing.assert_array_equal(quotas(np.array([0.5, 0.5]), np.array([3, 4]), 4.0), [2, 2])
+    with pytest.raises(QuotaError, match="integer"):
+        quotas(np.array([0.5, 0.5]), np.array([3, 4]), 4.5)
