@@ -64,7 +64,9 @@ def prune(
     run_dir: Annotated[
         str | None, typer.Option(help="Run directory (default: OUTPUT/_run).")
     ] = None,
-    metric: Annotated[str, typer.Option(help="prototypicality or random.")] = "prototypicality",
+    metric: Annotated[
+        str, typer.Option(help="prototypicality, random, dbp, semdedup, el2n or ccs.")
+    ] = "prototypicality",
     keep: Annotated[str, typer.Option(help="hard (far from centroids) or easy.")] = "hard",
     model: Annotated[
         str, typer.Option(help="open_clip model name, open_clip model-config JSON, or timm:NAME.")
@@ -84,6 +86,35 @@ def prune(
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    filter: Annotated[
+        str | None,
+        typer.Option(help="Before the metric: clip-score:T (threshold) or clip-score-top:F."),
+    ] = None,
+    tau: Annotated[float, typer.Option(help="dbp: softmax temperature.")] = 0.5,
+    neighbors: Annotated[int, typer.Option(help="dbp: nearest centroids in d_inter.")] = 20,
+    balance: Annotated[
+        float, typer.Option(help="dbp: per-cluster minimum, a share of the even split.")
+    ] = 0.0,
+    eps: Annotated[
+        float | None,
+        typer.Option(
+            help="SemDeDup eps: dbp deduplicates at it (0.07 by default); "
+            "semdedup never prunes below it."
+        ),
+    ] = None,
+    el2n_models: Annotated[int, typer.Option(help="el2n: probes in the ensemble.")] = 10,
+    el2n_epochs: Annotated[int, typer.Option(help="el2n: epochs per probe.")] = 5,
+    el2n_hidden: Annotated[int, typer.Option(help="el2n: hidden units (0: linear probes).")] = 0,
+    el2n_offset: Annotated[
+        float, typer.Option(help="el2n: fraction of the hardest dropped first.")
+    ] = 0.0,
+    ccs_score: Annotated[
+        str, typer.Option(help="ccs: the score to stratify, prototypicality or el2n.")
+    ] = "prototypicality",
+    ccs_cutoff: Annotated[
+        float | None,
+        typer.Option(help="ccs: fraction of the hardest cut first (default from the rate)."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace what the output folder holds.")] = False,
 ) -> None:
     """Embed, cluster, score and select, then write pruned shards to OUTPUT."""
@@ -104,6 +135,17 @@ def prune(
         batch_size=batch_size,
         device=device,
         label_field=label_field,
+        filter=filter,
+        tau=tau,
+        neighbors=neighbors,
+        balance=balance,
+        eps=eps,
+        el2n_models=el2n_models,
+        el2n_epochs=el2n_epochs,
+        el2n_hidden=el2n_hidden,
+        el2n_offset=el2n_offset,
+        ccs_score=ccs_score,
+        ccs_cutoff=ccs_cutoff,
         executor=executor,
         scheduler=scheduler,
         workers=workers,

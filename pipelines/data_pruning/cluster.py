@@ -1,7 +1,13 @@
 """cluster: spherical k-means (FAISS) on a seeded, recorded sample; assign: every sample's
-nearest centroid and cosine distance."""
+nearest centroid and cosine distance.
+
+DBP clusters twice (ALGORITHMS.md: deduplicate first, then cluster): the same functions run
+as `dbp_cluster`/`dbp_assign` with SemDeDup's duplicates left out of the training sample.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import faiss
 import numpy as np
@@ -18,6 +24,8 @@ from pipelines.data_pruning.layout import (
     write_table,
 )
 
+Eligible = Callable[[Context], list[np.ndarray]]
+
 
 def valid_rows(ctx: Context, unit: str) -> np.ndarray:
     """Row indices of samples that were embedded (not failed) in a shard."""
@@ -25,13 +33,17 @@ def valid_rows(ctx: Context, unit: str) -> np.ndarray:
     return np.flatnonzero(pc.equal(status, "ok").to_numpy(zero_copy_only=False))
 
 
-def _training_sample(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded uniform sample of valid rows, at most k * max_points_per_centroid (FAISS would
-    otherwise subsample on its own, unrecorded). Returns (vectors, ids)."""
+def all_valid_rows(ctx: Context) -> list[np.ndarray]:
+    return [valid_rows(ctx, unit) for unit in shard_units(ctx)]
+
+
+def _training_sample(ctx: Context, eligible: Eligible) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded uniform sample of eligible rows, at most k * max_points_per_centroid (FAISS
+    would otherwise subsample on its own, unrecorded). Returns (vectors, ids)."""
     cfg = ctx.config
     units = shard_units(ctx)
-    valid = [valid_rows(ctx, unit) for unit in units]
-    counts = np.array([len(v) for v in valid], dtype=np.int64)
+    rows_by_shard = eligible(ctx)
+    counts = np.array([len(v) for v in rows_by_shard], dtype=np.int64)
     total = int(counts.sum())
     if total == 0:
         raise NoResultError(f"no samples: the {len(units)} input shards hold no decodable image")
@@ -45,31 +57,27 @@ def _training_sample(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
         local = chosen[(chosen >= starts[i]) & (chosen < starts[i + 1])] - starts[i]
         if len(local) == 0:
             continue
-        rows = valid[i][local]
+        rows = rows_by_shard[i][local]
         vectors.append(load_array(ctx.run, "embed", f"{unit}.npy")[rows].astype(np.float32))
         table_ids = read_table(ctx.run, "embed", f"{unit}.parquet", columns=["id"])["id"]
         ids.append(table_ids.to_numpy()[rows])
     return np.concatenate(vectors), np.concatenate(ids)
 
 
-def train_clusters(ctx: Context, unit: str) -> dict:
+def train_clusters(
+    ctx: Context, unit: str, folder: str = "cluster", eligible: Eligible = all_valid_rows
+) -> dict:
     cfg = ctx.config
-    x, ids = _training_sample(ctx)
+    x, ids = _training_sample(ctx, eligible)
     kmeans = faiss.Kmeans(
-        x.shape[1],
-        cfg.clusters,
-        niter=cfg.kmeans_iterations,
-        seed=cfg.seed,
-        spherical=True,
-        max_points_per_centroid=len(x),
-        min_points_per_centroid=1,
-        verbose=False,
-    )
+        x.shape[1], cfg.clusters, niter=cfg.kmeans_iterations, seed=cfg.seed, spherical=True,
+        max_points_per_centroid=len(x), min_points_per_centroid=1, verbose=False,
+    )  # fmt: skip
     kmeans.train(x)
     centroids = kmeans.centroids.astype(np.float32)
     sizes = np.bincount(kmeans.index.search(x, 1)[1][:, 0], minlength=cfg.clusters)
-    save_array(ctx.run, centroids, "cluster", "centroids.npy")
-    save_array(ctx.run, ids, "cluster", "training_ids.npy")
+    save_array(ctx.run, centroids, folder, "centroids.npy")
+    save_array(ctx.run, ids, folder, "training_ids.npy")
     ctx.run.write_json(
         {
             "clusters": cfg.clusters,
@@ -81,14 +89,16 @@ def train_clusters(ctx: Context, unit: str) -> dict:
             "training_cluster_sizes": sizes.tolist(),
             "empty_clusters_in_training": int((sizes == 0).sum()),
         },
-        "cluster",
+        folder,
         "clustering.json",
     )
     return {"samples": len(x)}
 
 
-def assign_shard(ctx: Context, unit: str) -> dict:
-    centroids = load_array(ctx.run, "cluster", "centroids.npy")
+def assign_shard(
+    ctx: Context, unit: str, centroids_from: str = "cluster", folder: str = "assign"
+) -> dict:
+    centroids = load_array(ctx.run, centroids_from, "centroids.npy")
     embeddings = load_array(ctx.run, "embed", f"{unit}.npy")
     rows = valid_rows(ctx, unit)
     cluster = np.full(len(embeddings), -1, dtype=np.int32)
@@ -99,7 +109,6 @@ def assign_shard(ctx: Context, unit: str) -> dict:
         similarity, nearest = index.search(embeddings[rows].astype(np.float32), 1)
         cluster[rows] = nearest[:, 0]
         distance[rows] = 1.0 - similarity[:, 0]
-    write_table(
-        ctx.run, pa.table({"cluster": cluster, "distance": distance}), "assign", f"{unit}.parquet"
-    )
+    table = pa.table({"cluster": cluster, "distance": distance})
+    write_table(ctx.run, table, folder, f"{unit}.parquet")
     return {"samples": len(rows)}

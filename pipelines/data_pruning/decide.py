@@ -1,59 +1,246 @@
 """Decide which samples to keep from their scores, for one rate and metric.
 
 Pure given the gathered `Samples` and the config: the `select` stage writes its result, and
-`curate sweep` calls it for every rate and metric over the same samples.
+`curate sweep` calls it for every rate and metric over the same samples. Definitions follow
+ALGORITHMS.md; each rule's source is in the metrics module it calls.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from curation.config import PruneConfig
+from curation.errors import CurateError
+from metrics.ccs import ccs, default_cutoff
+from metrics.complexity import (
+    cluster_complexity,
+    complexity_weights,
+    inter_cluster_distance,
+    intra_cluster_distance,
+)
+from metrics.quotas import QuotaError, balance_lower_bounds, quotas
 from metrics.selection import kept_count, random_keep, rank_keep
-from pipelines.data_pruning.samples import Samples
+from pipelines.data_pruning.samples import Clustering, Samples
 
 FAILED = "failed"
 
 
 @dataclass
 class Decision:
-    """Row-aligned with `Samples`: kept or not, the reason code, an optional human detail."""
+    """Row-aligned with `Samples`. `related` is the id a reason refers to (the earlier member
+    a duplicate repeats), -1 for none; `clusters` is the per-cluster table; `notes` what the
+    report should state (effective eps, strata budgets...)."""
 
     keep: np.ndarray  # bool
     reason: np.ndarray  # object (str)
     detail: np.ndarray  # object (str or None)
-    score: np.ndarray  # float64: the score the decision ranked by (nan when none)
+    score: np.ndarray  # float64: the score the metric ranked by
+    related: np.ndarray  # int64
+    clusters: list[dict] = field(default_factory=list)
+    notes: dict = field(default_factory=dict)
+
+    def settle(self, rows: np.ndarray, keep: np.ndarray, kept: str, pruned: str) -> None:
+        """Record a keep/prune outcome with its reasons for `rows`."""
+        self.keep[rows[keep]] = True
+        self.reason[rows[keep]] = kept
+        self.reason[rows[~keep]] = pruned
 
 
-def _by_prototypicality(samples: Samples, config: PruneConfig, target: int) -> Decision:
+def _prototypicality(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None:
     """Sorscher et al. 2022: cosine distance to the nearest centroid; keep the hardest
     (largest) when data is plentiful, the easiest when it is scarce."""
-    hard = config.keep == "hard"
-    candidates = np.flatnonzero(samples.valid)
-    chosen = rank_keep(samples.distance[candidates], samples.ids[candidates], target, hard)
-    keep = np.zeros(len(samples), dtype=bool)
-    keep[candidates[chosen]] = True
-    kept_reason, pruned_reason = ("hardest", "too_easy") if hard else ("easiest", "too_hard")
-    reason = np.where(keep, kept_reason, pruned_reason).astype(object)
-    return Decision(keep, reason, np.full(len(samples), None, dtype=object), samples.distance)
+    hard = cfg.keep == "hard"
+    d.score = samples.clusters.distance
+    chosen = rank_keep(d.score[rows], samples.ids[rows], target, highest=hard)
+    d.settle(rows, chosen, *(("hardest", "too_easy") if hard else ("easiest", "too_hard")))
+    d.notes["direction"] = f"kept the {'hardest' if hard else 'easiest'} (--keep {cfg.keep})"
 
 
-def _at_random(samples: Samples, config: PruneConfig, target: int) -> Decision:
-    candidates = np.flatnonzero(samples.valid)
-    keep = np.zeros(len(samples), dtype=bool)
-    keep[candidates[random_keep(len(candidates), target, config.seed)]] = True
-    reason = np.full(len(samples), "random_draw", dtype=object)
-    return Decision(keep, reason, np.full(len(samples), None, dtype=object), samples.distance)
+def _random(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None:
+    d.score = samples.clusters.distance
+    d.settle(rows, random_keep(len(rows), target, cfg.seed), "random_draw", "random_draw")
 
 
-METRICS = {"prototypicality": _by_prototypicality, "random": _at_random}
+def _el2n(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None:
+    """Paul et al. 2021: keep the highest EL2N; `--el2n-offset` first drops the very hardest
+    (often label noise)."""
+    d.score = samples.el2n
+    rows = _drop_unlabelled(d, rows)
+    order = rows[np.lexsort((samples.ids[rows], -d.score[rows]))]
+    offset = math.floor(cfg.el2n_offset * len(order) + 1e-9)
+    d.reason[order[:offset]] = "hardest_offset"
+    d.detail[order[:offset]] = f"among the hardest {cfg.el2n_offset:.0%} (--el2n-offset)"
+    rest = order[offset:]
+    chosen = rank_keep(d.score[rest], samples.ids[rest], min(target, len(rest)), highest=True)
+    d.settle(rest, chosen, "hardest", "too_easy")
+    d.notes["el2n"] = {"models": cfg.el2n_models, "epochs": cfg.el2n_epochs,
+                       "probe": f"MLP, {cfg.el2n_hidden} hidden" if cfg.el2n_hidden else "linear",
+                       "offset": cfg.el2n_offset}  # fmt: skip
+
+
+def _drop_unlabelled(d: Decision, rows: np.ndarray) -> np.ndarray:
+    unlabelled = np.isnan(d.score[rows])
+    d.reason[rows[unlabelled]] = "no_label"
+    return rows[~unlabelled]
+
+
+def _ccs(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None:
+    """Zheng et al. 2023: cut the hardest, then fill the budget stratum by stratum."""
+    d.score = samples.el2n if cfg.ccs_score == "el2n" else samples.clusters.distance
+    rows = _drop_unlabelled(d, rows)
+    cutoff = default_cutoff(cfg.rate) if cfg.ccs_cutoff is None else cfg.ccs_cutoff
+    try:
+        result = ccs(d.score[rows], samples.ids[rows], target, cutoff, seed=cfg.seed)
+    except ValueError as exc:
+        raise CurateError(f"--metric ccs with cutoff {cutoff}: {exc}") from None
+    d.settle(rows, result.keep, "stratum_sample", "stratum_budget")
+    d.reason[rows[result.cut]] = "hardest_cutoff"
+    for s in np.flatnonzero(result.stratum_sizes):
+        members = rows[(result.stratum == s) & ~result.keep]
+        d.detail[members] = (f"stratum {s} [{result.edges[s]:.4f}, {result.edges[s + 1]:.4f}]: "
+                             f"{result.budgets[s]} of {result.stratum_sizes[s]} kept")  # fmt: skip
+    d.notes["ccs"] = {"score": cfg.ccs_score, "cutoff": cutoff, "cut": int(result.cut.sum()),
+                      "strata": len(result.budgets), "budgets": result.budgets.tolist(),
+                      "stratum_sizes": result.stratum_sizes.tolist()}  # fmt: skip
+
+
+def _semdedup(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None:
+    """Abbas et al. 2023: prune the members most similar to an earlier member of their cluster,
+    as many as the rate asks; that is SemDeDup at the eps that flags exactly those. With
+    --eps, nothing below its threshold is pruned, whatever the rate."""
+    d.score = samples.max_similarity
+    order = rows[np.lexsort((-samples.ids[rows], -d.score[rows]))]  # most similar first
+    order = order[np.isfinite(d.score[order])]  # a cluster's first member repeats nothing
+    if cfg.eps is not None:
+        order = order[d.score[order].astype(np.float64) > 1.0 - cfg.eps]
+    pruned = order[: len(rows) - target]
+    keep = ~np.isin(rows, pruned)
+    d.settle(rows, keep, "distinct", "duplicate")
+    _explain_duplicates(samples, d, pruned)
+    effective = 1.0 - float(d.score[pruned].min()) if len(pruned) else None
+    d.notes["semdedup"] = {"eps": cfg.eps, "effective_eps": effective,
+                           "duplicates_pruned": len(pruned)}  # fmt: skip
+
+
+def _explain_duplicates(samples: Samples, d: Decision, rows: np.ndarray) -> None:
+    d.related[rows] = samples.nearest[rows]
+    d.detail[rows] = [f"similarity {s:.4f}" for s in samples.max_similarity[rows]]
+
+
+def _dbp(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None:
+    """Abbas et al. ICLR 2024: SemDeDup at eps, re-cluster, complexity-weighted quotas,
+    the hardest within each cluster."""
+    similarity = samples.max_similarity[rows].astype(np.float64)
+    duplicate = rows[similarity > 1.0 - cfg.dedup_eps]
+    d.reason[duplicate] = "duplicate"
+    _explain_duplicates(samples, d, duplicate)
+    rest = rows[similarity <= 1.0 - cfg.dedup_eps]
+    clusters = samples.dbp_clusters
+    d.score = clusters.distance
+    cluster, distance = clusters.cluster[rest], clusters.distance[rest]
+    k = len(clusters.centroids)
+    d_intra, sizes = intra_cluster_distance(cluster, distance, k)
+    d_inter = inter_cluster_distance(clusters.centroids, cfg.neighbors)
+    complexity = cluster_complexity(d_intra, d_inter, sizes)
+    weights = complexity_weights(complexity, cfg.tau)
+    total = min(target, len(rest))
+    if total < target:
+        d.notes["short"] = (f"SemDeDup at eps {cfg.dedup_eps} left {len(rest)} samples; "
+                            f"{target} were asked")  # fmt: skip
+    try:
+        quota = quotas(weights, sizes, total, balance_lower_bounds(sizes, total, cfg.balance))
+    except QuotaError as exc:
+        raise CurateError(f"--metric dbp: {exc}") from None
+    order = np.lexsort((samples.ids[rest], -distance, cluster))
+    grouped = cluster[order]
+    rank = np.arange(len(order)) - np.searchsorted(grouped, grouped, side="left")
+    keep = np.zeros(len(rest), dtype=bool)
+    keep[order] = rank < quota[grouped]
+    d.settle(rest, keep, "hardest_in_cluster", "over_cluster_quota")
+    pruned = rest[~keep]
+    c = clusters.cluster[pruned]
+    d.detail[pruned] = [f"cluster {j}: quota {quota[j]} of {sizes[j]}" for j in c]
+    d.clusters = cluster_table(clusters, rest, d.keep, cfg.neighbors)
+    for row, w, q in zip(d.clusters, weights, quota, strict=True):
+        row.update(weight=float(w), quota=int(q))
+    d.notes["dbp"] = {"eps": cfg.dedup_eps, "duplicates": len(duplicate), "tau": cfg.tau,
+                      "neighbors": cfg.neighbors, "balance": cfg.balance}  # fmt: skip
+
+
+def cluster_table(clusters: Clustering, rows: np.ndarray, keep: np.ndarray,
+                  neighbors: int) -> list[dict]:  # fmt: skip
+    """Per cluster: size, d_intra, d_inter, complexity and kept, over `rows`."""
+    k = len(clusters.centroids)
+    cluster = clusters.cluster[rows]
+    d_intra, sizes = intra_cluster_distance(cluster, clusters.distance[rows], k)
+    d_inter = inter_cluster_distance(clusters.centroids, neighbors)
+    complexity = cluster_complexity(d_intra, d_inter, sizes)
+    kept = np.bincount(cluster[keep[rows]], minlength=k)
+    return [
+        {"cluster": j, "size": int(sizes[j]), "d_intra": _number(d_intra[j]),
+         "d_inter": _number(d_inter[j]), "complexity": _number(complexity[j]),
+         "kept": int(kept[j])}
+        for j in range(k)
+    ]  # fmt: skip
+
+
+def _number(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 6)
+
+
+def _clip_filter(samples: Samples, cfg: PruneConfig, d: Decision, rows: np.ndarray) -> np.ndarray:
+    """DataComp's CLIP-score filter before the metric: a threshold, or the top fraction."""
+    kind, value = cfg.filter.split(":")
+    threshold = float(value)
+    scores = samples.clip_score[rows]
+    captioned = ~np.isnan(scores)
+    if kind == "clip-score-top":
+        top = rank_keep(np.where(captioned, scores, -np.inf), samples.ids[rows],
+                        round(threshold * len(rows)), highest=True)  # fmt: skip
+        passed = top & captioned
+        threshold = float(scores[passed].min()) if passed.any() else math.inf
+    else:
+        passed = captioned & (scores >= threshold)
+    below = rows[captioned & ~passed]
+    d.reason[rows[~captioned]] = "no_caption"
+    d.reason[below] = "below_clip_threshold"
+    d.detail[below] = [f"clip score {s:.4f} < {threshold:.4f}" for s in samples.clip_score[below]]
+    d.notes["filter"] = {"filter": cfg.filter, "threshold": threshold,
+                         "passed": int(passed.sum()), "candidates": len(rows)}  # fmt: skip
+    return rows[passed]
+
+
+METRICS: dict[str, Callable] = {
+    "prototypicality": _prototypicality,
+    "random": _random,
+    "dbp": _dbp,
+    "semdedup": _semdedup,
+    "el2n": _el2n,
+    "ccs": _ccs,
+}
 
 
 def decide(samples: Samples, config: PruneConfig) -> Decision:
-    target = kept_count(int(samples.valid.sum()), config.rate)
-    decision = METRICS[config.metric](samples, config, target)
-    decision.reason[~samples.valid] = FAILED
-    decision.keep[~samples.valid] = False
-    return decision
+    n = len(samples)
+    d = Decision(
+        keep=np.zeros(n, dtype=bool),
+        reason=np.full(n, FAILED, dtype=object),
+        detail=np.full(n, None, dtype=object),
+        score=np.full(n, np.nan),
+        related=np.full(n, -1, dtype=np.int64),
+    )
+    rows = np.flatnonzero(samples.valid)
+    target = kept_count(len(rows), config.rate)
+    if config.filter:
+        rows = _clip_filter(samples, config, d, rows)
+    if target > len(rows):
+        d.notes["short"] = f"only {len(rows)} samples passed the filter; {target} were asked"
+    METRICS[config.metric](samples, config, d, rows, min(target, len(rows)))
+    if not d.clusters:
+        d.clusters = cluster_table(samples.clusters, np.flatnonzero(samples.valid), d.keep,
+                                   config.neighbors)  # fmt: skip
+    return d

@@ -16,7 +16,9 @@ import pyarrow as pa
 import torch
 from PIL import UnidentifiedImageError
 
+from curation.config import PruneConfig
 from curation.stage import Context
+from metrics.clip_score import clip_score
 from pipelines.data_pruning.layout import sample_ids, save_array, write_table
 from pipelines.embedders import Embedder, load_embedder
 from shards.paths import open_shard
@@ -34,6 +36,7 @@ ROW_SCHEMA = pa.schema(
         ("label", pa.int64()),
         ("caption", pa.string()),
         ("nbytes", pa.int64()),
+        ("clip_score", pa.float64()),
         ("status", pa.string()),
         ("error", pa.string()),
     ]
@@ -48,6 +51,7 @@ class Row:
     caption: str | None
     nbytes: int
     error: str | None = None
+    clip_score: float = float("nan")
 
 
 def _label(sample: Sample, field: str) -> int:
@@ -117,10 +121,10 @@ def embed_shard(ctx: Context, unit: str) -> dict:
         for batch in _read(cfg.shards[index], cfg.batch_size, shard_error):
             decoding = [pool.submit(_decode, embedder, s) for s in batch]
             if pending is not None:
-                _encode(embedder, *pending, cfg.label_field, rows, vectors)
+                _encode(embedder, *pending, cfg, rows, vectors)
             pending = (batch, decoding)
         if pending is not None:
-            _encode(embedder, *pending, cfg.label_field, rows, vectors)
+            _encode(embedder, *pending, cfg, rows, vectors)
     _write(ctx, unit, index, rows, vectors)
     failed = sum(r.error is not None for r in rows)
     stats = {"samples": len(rows), "failed": failed, "bytes": sum(r.nbytes for r in rows)}
@@ -133,7 +137,7 @@ def _encode(
     embedder: Embedder,
     batch: list[Sample],
     decoding: list[Future],
-    label_field: str,
+    cfg: PruneConfig,
     rows: list[Row],
     vectors: list[np.ndarray],
 ) -> None:
@@ -143,7 +147,7 @@ def _encode(
         row = Row(
             sample.key,
             sample.position,
-            _label(sample, label_field),
+            _label(sample, cfg.label_field),
             _caption(sample),
             sample.nbytes,
         )
@@ -153,8 +157,22 @@ def _encode(
             tensors.append(result)
         rows.append(row)
     encoded = iter(embedder.encode_images(torch.stack(tensors)) if tensors else [])
-    for row in rows[len(rows) - len(batch) :]:
+    batch_rows = rows[len(rows) - len(batch) :]
+    for row in batch_rows:
         vectors.append(next(encoded) if row.error is None else None)
+    if cfg.needs_captions:
+        _score_captions(embedder, batch_rows, vectors[len(vectors) - len(batch) :])
+
+
+def _score_captions(embedder: Embedder, rows: list[Row], vectors: list) -> None:
+    """DataComp's CLIP score: image-text cosine similarity, same model's text tower."""
+    scored = [i for i, r in enumerate(rows) if r.error is None and r.caption is not None]
+    if not scored:
+        return
+    texts = embedder.encode_texts([rows[i].caption for i in scored])
+    scores = clip_score(np.stack([vectors[i] for i in scored]), texts)
+    for i, score in zip(scored, scores, strict=True):
+        rows[i].clip_score = float(score)
 
 
 def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) -> None:
@@ -173,6 +191,7 @@ def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) 
             "label": np.array([r.label for r in rows], dtype=np.int64),
             "caption": [r.caption for r in rows],
             "nbytes": np.array([r.nbytes for r in rows], dtype=np.int64),
+            "clip_score": np.array([r.clip_score for r in rows], dtype=np.float64),
             "status": ["failed" if r.error else "ok" for r in rows],
             "error": [r.error for r in rows],
         },

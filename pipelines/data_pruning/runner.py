@@ -11,7 +11,7 @@ from curation.errors import CurateError, NoResultError
 from curation.executors import make_executor
 from curation.stage import Context
 from curation.storage import Folder
-from pipelines.data_pruning import STAGES
+from pipelines.data_pruning import stages
 
 MARKER = ".curate-run.json"
 VERSIONED = ("curate", "torch", "open_clip_torch", "timm", "faiss-cpu", "numpy", "pyarrow")
@@ -48,6 +48,7 @@ def claim_output(out: Folder, run: Folder, overwrite: bool) -> bool:
 def prune(config: PruneConfig, overwrite: bool = False) -> dict:
     """Run (or resume) the pipeline; returns the summary."""
     out, run = Folder(config.output), Folder(config.run_dir)
+    pipeline = stages(config)
     started_empty = claim_output(out, run, overwrite)
     out.makedirs()
     out.write_json({"run_dir": config.run_dir}, MARKER)
@@ -55,13 +56,13 @@ def prune(config: PruneConfig, overwrite: bool = False) -> dict:
         {
             "config": config.model_dump(),
             "versions": _versions(),
-            "stages": list(stage_digests(STAGES, config).items()),
+            "stages": list(stage_digests(pipeline, config).items()),
         },
         "config.json",
     )
     executor = make_executor(config.executor, config.workers, config.scheduler)
     try:
-        run_stages(STAGES, Context(run, config, config.threads), executor)
+        run_stages(pipeline, Context(run, config, config.threads), executor)
     except NoResultError:
         if started_empty:
             out.remove()

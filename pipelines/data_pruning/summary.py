@@ -45,17 +45,34 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "rate_achieved": round(totals["pruned"] / valid, 6) if valid else 0.0,
         "reasons": reasons,
         "metric": cfg.metric,
-        "keep": cfg.keep if cfg.metric != "random" else None,
         "model": cfg.model,
         "pretrained": cfg.pretrained,
         "clusters": cfg.clusters,
         "seed": cfg.seed,
         "input_shards": len(cfg.shards),
         "output_shards": [f"{u}.tar" for u in units],
+        "parameters": _parameters(cfg),
+        **ctx.run.read_json("select", "selection.json"),
         "shard_errors": shard_errors,
     }
     out.write_json(summary, "summary.json")
     return {"samples": totals["input"]}
+
+
+def _parameters(cfg) -> dict:
+    """The metric's parameters, as run."""
+    names = ["filter"]
+    names += {
+        "prototypicality": ["keep"],
+        "dbp": ["eps", "tau", "neighbors", "balance"],
+        "semdedup": ["eps"],
+        "el2n": ["el2n_models", "el2n_epochs", "el2n_hidden", "el2n_offset"],
+        "ccs": ["ccs_score", "ccs_cutoff", "el2n_models", "el2n_epochs", "el2n_hidden"],
+    }.get(cfg.metric, [])
+    values = {name: getattr(cfg, name) for name in names}
+    if cfg.metric == "dbp":
+        values["eps"] = cfg.dedup_eps
+    return values
 
 
 def clean_summary(ctx: Context) -> None:

@@ -1,0 +1,46 @@
+"""el2n: EL2N scores (Paul et al. 2021) from a seeded ensemble of probes on the embeddings.
+
+A barrier: the probes train on every labelled sample at once, so the embeddings of the whole
+set are held in memory (N x d float32); this bounds EL2N to sets that fit in memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.compute as pc
+
+from curation.errors import NoResultError
+from curation.stage import Context
+from metrics.el2n import el2n
+from pipelines.data_pruning.layout import load_array, read_table, save_array, shard_units
+
+
+def _labelled(ctx: Context, unit: str) -> tuple[np.ndarray, np.ndarray]:
+    table = read_table(ctx.run, "embed", f"{unit}.parquet", columns=["status", "label"])
+    ok = pc.equal(table["status"], "ok").to_numpy(zero_copy_only=False).astype(bool)
+    labels = table["label"].to_numpy()
+    return np.flatnonzero(ok & (labels >= 0)), labels
+
+
+def score_el2n(ctx: Context, unit: str) -> dict:
+    cfg = ctx.config
+    units = shard_units(ctx)
+    rows, labels, vectors, sizes = [], [], [], []
+    for shard_unit in units:
+        shard_rows, shard_labels = _labelled(ctx, shard_unit)
+        rows.append(shard_rows)
+        labels.append(shard_labels[shard_rows])
+        vectors.append(load_array(ctx.run, "embed", f"{shard_unit}.npy")[shard_rows])
+        sizes.append(len(shard_labels))
+    y = np.concatenate(labels)
+    if len(y) == 0:
+        raise NoResultError("EL2N needs labels: no sample has a .cls or a json "
+                            f"'{cfg.label_field}' field (see --label-field)")  # fmt: skip
+    scores = el2n(np.concatenate(vectors).astype(np.float32), y, models=cfg.el2n_models,
+                  epochs=cfg.el2n_epochs, hidden=cfg.el2n_hidden, seed=cfg.seed)  # fmt: skip
+    offsets = np.cumsum([0] + [len(r) for r in rows])
+    for i, shard_unit in enumerate(units):
+        column = np.full(sizes[i], np.nan)
+        column[rows[i]] = scores[offsets[i] : offsets[i + 1]]
+        save_array(ctx.run, column, "el2n", f"{shard_unit}.npy")
+    return {"samples": len(y), "classes": int(y.max()) + 1}
