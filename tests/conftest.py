@@ -20,10 +20,11 @@ COLOURS = [(220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 200, 40), (150, 40
 
 
 def image_bytes(rng: np.random.Generator, label: int, fmt: str = "JPEG", size: int = 48) -> bytes:
-    """A noisy image whose colour and stripe direction depend on the label."""
-    base = np.array(COLOURS[label % len(COLOURS)], dtype=np.float32)
+    """A noisy image whose colour and stripe direction depend on the label; colour and stripe
+    width vary per image, so embeddings spread within a class."""
+    base = np.array(COLOURS[label % len(COLOURS)], dtype=np.float32) * rng.uniform(0.3, 1.2, 3)
     pixels = base + rng.normal(0, 40, (size, size, 3))
-    stripes = np.arange(size) // 6 % 2 == 0
+    stripes = np.arange(size) // int(rng.integers(2, 12)) % 2 == 0
     if label % 2:
         pixels[stripes, :, :] *= 0.5
     else:

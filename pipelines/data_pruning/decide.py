@@ -121,9 +121,14 @@ def _semdedup(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> 
     keep = ~np.isin(rows, pruned)
     d.settle(rows, keep, "distinct", "duplicate")
     _explain_duplicates(samples, d, pruned)
-    effective = 1.0 - float(d.score[pruned].min()) if len(pruned) else None
-    d.notes["semdedup"] = {"eps": cfg.eps, "effective_eps": effective,
-                           "duplicates_pruned": len(pruned)}  # fmt: skip
+    kept_scores = d.score[rows[keep]]
+    threshold = float(kept_scores.max()) if len(kept_scores) else None
+    d.notes["semdedup"] = {
+        "eps": cfg.eps,
+        "similarity_threshold": threshold,  # pruned: similarity to an earlier member above it
+        "effective_eps": None if threshold is None else 1.0 - threshold,
+        "duplicates_pruned": len(pruned),
+    }
 
 
 def _explain_duplicates(samples: Samples, d: Decision, rows: np.ndarray) -> None:
