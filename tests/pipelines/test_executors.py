@@ -66,3 +66,15 @@ def test_local_pool_and_dask_give_identical_bytes(tmp_path, tiny_clip):
     run_prune(shards, tmp_path / "dask", tiny_clip, workers=2, executor="dask")
     inline, dask = output_files(tmp_path / "inline"), output_files(tmp_path / "dask")
     assert inline.keys() == dask.keys() and inline == dask
+
+
+@pytest.mark.slow
+def test_dask_scheduler_address(tmp_path, tiny_clip):
+    from distributed import LocalCluster
+
+    shards = write_shards(tmp_path / "in", shards=2, per_shard=20)
+    run_prune(shards, tmp_path / "local", tiny_clip, workers=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        run_prune(shards, tmp_path / "remote", tiny_clip, workers=2, executor="dask",
+                  scheduler=cluster.scheduler_address)  # fmt: skip
+    assert output_files(tmp_path / "local") == output_files(tmp_path / "remote")

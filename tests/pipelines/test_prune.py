@@ -164,3 +164,12 @@ def test_non_empty_output_needs_overwrite(shards, tmp_path, tiny_clip):
     assert result.returncode == 0, result.stderr
     assert not (out / "precious.txt").exists() and (out / "summary.json").exists()
     assert "input samples" in result.stdout
+
+
+def test_fsspec_urls_give_the_same_output_as_paths(shards, tmp_path, tiny_clip):
+    run_prune(shards, tmp_path / "paths", tiny_clip)
+    run_prune([f"file://{s}" for s in shards], tmp_path / "urls", tiny_clip)
+    assert output_files(tmp_path / "paths").keys() == output_files(tmp_path / "urls").keys()
+    for name, data in output_files(tmp_path / "paths").items():
+        if name.endswith(".tar"):
+            assert output_files(tmp_path / "urls")[name] == data
