@@ -12,6 +12,7 @@ import re
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import BinaryIO
 
 BLOCK = 512
@@ -23,11 +24,13 @@ _KEY_RE = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 
 
 class ShardFormatError(Exception):
-    """The tar stream is damaged; everything read before `offset` is intact."""
+    """The tar stream is damaged; everything read before `offset` is intact. `member` names
+    the regular file whose data was cut short, when its header was still readable."""
 
-    def __init__(self, message: str, offset: int):
+    def __init__(self, message: str, offset: int, member: str | None = None):
         super().__init__(f"{message} at byte {offset}")
         self.offset = offset
+        self.member = member
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,19 @@ class Sample:
     error: str | None = None
 
     def get(self, *extensions: str) -> tuple[str, bytes] | None:
-        """The first member whose (lower-cased) extension is one of `extensions`."""
+        """The first member whose (lower-cased) last suffix is one of `extensions`: a key
+        with dots (`photo.v2.jpg` is key `photo`, extension `v2.jpg`) still has its image
+        found, as webdataset's decoders dispatch on the last suffix."""
         wanted = {e.lower() for e in extensions}
         for member in self.members:
             ext = split_key(member.name)[1].lower()
-            if ext in wanted:
+            if ext.rsplit(".", 1)[-1] in wanted:
                 return ext, member.data
         return None
+
+    @property
+    def unsafe_names(self) -> list[str]:
+        return [m.name for m in self.members if not is_safe_name(m.name)]
 
     @property
     def nbytes(self) -> int:
@@ -65,6 +74,13 @@ def split_key(name: str) -> tuple[str, str]:
     if match is None:
         return name, ""
     return match.group(1), match.group(2)
+
+
+def is_safe_name(name: str) -> bool:
+    """A relative path that stays inside the folder it is extracted to: no absolute path,
+    no `..` component. Members named otherwise are never copied into an output shard."""
+    path = PurePosixPath(name)
+    return bool(name) and not path.is_absolute() and ".." not in path.parts and "\0" not in name
 
 
 class _Prefixed:
@@ -143,23 +159,28 @@ def iter_members(stream: BinaryIO) -> Iterator[Member]:
             info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
         except tarfile.HeaderError as exc:
             raise ShardFormatError(f"invalid tar header ({exc})", offset) from exc
+        name = (long_name or info.name) if info.type in _REGULAR else None
         try:
             data = _read_exact(stream, info.size)
             _read_exact(stream, -info.size % BLOCK)
         except (OSError, EOFError) as exc:
-            raise ShardFormatError(f"unreadable data ({exc})", offset) from exc
+            raise ShardFormatError(f"unreadable data ({exc})", offset, name) from exc
         if len(data) < info.size:
-            raise ShardFormatError(f"truncated member {info.name!r}", offset)
+            raise ShardFormatError(f"truncated member {info.name!r}", offset, name)
         offset += BLOCK + info.size + (-info.size % BLOCK)
         if info.type == tarfile.GNUTYPE_LONGNAME:
             long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
         elif info.type == tarfile.XHDTYPE:
             long_name = _pax_path(data) or long_name
         elif info.type in _REGULAR:
-            yield Member(long_name or info.name, data)
+            yield Member(name, data)
             long_name = None
         elif info.type != tarfile.XGLTYPE:
             long_name = None
+
+
+def _starts_sample(current: Sample | None, seen: set[str], key: str, ext: str) -> bool:
+    return current is None or key != current.key or ext in seen
 
 
 def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
@@ -167,7 +188,9 @@ def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
     a new sample, so a key written twice in a row stays two samples).
 
     On damage, the sample being read is yielded with `error` set (it may miss members), then
-    ShardFormatError is raised: every earlier sample is intact.
+    ShardFormatError is raised: every earlier sample is intact. When the member cut short
+    starts a new sample, the one before it is complete and yielded as it is, and the new one
+    is yielded empty with `error`, so the sample that was cut is still counted.
     """
     current: Sample | None = None
     seen: set[str] = set()
@@ -175,7 +198,7 @@ def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
     try:
         for member in iter_members(stream):
             key, ext = split_key(member.name)
-            if current is None or key != current.key or ext in seen:
+            if _starts_sample(current, seen, key, ext):
                 if current is not None:
                     yield current
                     position += 1
@@ -184,6 +207,13 @@ def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
             current.members.append(member)
             seen.add(ext)
     except ShardFormatError as exc:
+        if exc.member is not None:
+            key, ext = split_key(exc.member)
+            if _starts_sample(current, seen, key, ext):
+                if current is not None:
+                    yield current
+                    position += 1
+                current = Sample(key, position)
         if current is not None:
             current.error = f"shard damaged while reading this sample: {exc}"
             yield current
@@ -200,6 +230,8 @@ class TarWriter:
         self.bytes_written = 0
 
     def add(self, name: str, data: bytes) -> None:
+        if not is_safe_name(name):
+            raise ValueError(f"unsafe tar member name {name!r}")
         info = tarfile.TarInfo(name)
         info.size = len(data)
         info.mtime = FIXED_MTIME

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from curation.stage import Context
 from pipelines.data_pruning.decide import FAILED, Decision, decide
+from pipelines.data_pruning.duplicates import repeated_keys
 from pipelines.data_pruning.layout import read_table, save_array, shard_units, write_table
 from pipelines.data_pruning.samples import load_samples
 
@@ -29,25 +30,33 @@ def select_samples(ctx: Context, unit: str) -> dict:
     units = shard_units(ctx)
     samples = load_samples(ctx.run, units)
     decision = decide(samples, ctx.config)
+    notes = repeated_keys(ctx.run, units, ctx.config.shards)
     parts = zip(*(samples.per_shard(c) for c in (decision.keep, decision.reason, decision.detail,
                                                   decision.score, samples.cluster)), strict=True)
     for i, (shard_unit, columns) in enumerate(zip(units, parts, strict=True)):
         rows = read_table(ctx.run, "embed", f"{shard_unit}.parquet",
                           columns=["key", "position", "id", "error"])
         shard_decision = Decision(*columns[:4])
-        decisions = _decisions(rows, shard_decision, columns[4], ctx.config.shards[i])
+        decisions = _decisions(rows, shard_decision, columns[4], ctx.config.shards[i], notes)
         keep_positions = rows["position"].to_numpy()[shard_decision.keep].astype(np.int32)
         save_array(ctx.run, keep_positions, "select", "keep", f"{shard_unit}.npy")
         write_table(ctx.run, decisions, "select", "decisions", f"{shard_unit}.parquet")
-        ctx.run.write_json(_counts(decisions), "select", "counts", f"{shard_unit}.json")
+        repeats = sum(sample_id in notes for sample_id in rows["id"].to_pylist())
+        ctx.run.write_json({**_counts(decisions), "duplicate_keys": repeats},
+                           "select", "counts", f"{shard_unit}.json")
     return {"samples": len(samples), "kept": int(decision.keep.sum())}
 
 
-def _decisions(rows: pa.Table, decision: Decision, cluster: np.ndarray, shard: str) -> pa.Table:
+def _decisions(rows: pa.Table, decision: Decision, cluster: np.ndarray, shard: str,
+               notes: dict[int, str]) -> pa.Table:
     failed = decision.reason == FAILED
     status = np.where(failed, "failed", np.where(decision.keep, "kept", "pruned"))
     detail = np.where(failed, np.asarray(rows["error"].to_pylist(), dtype=object),
                       decision.detail)
+    for i, sample_id in enumerate(rows["id"].to_pylist() if notes else []):
+        note = notes.get(sample_id)
+        if note is not None:
+            detail[i] = note if detail[i] is None else f"{detail[i]}; {note}"
     return pa.table({
         "key": rows["key"],
         "shard": pa.array([shard] * len(rows), pa.string()),
