@@ -117,3 +117,38 @@ def status(run_dir: Annotated[str, typer.Argument(help="A run directory.")]) -> 
         units = "-" if s.units is None else f"{s.done}/{s.units}"
         table.add_row(s.name, units, f"{s.samples:,}", f"{s.seconds:.1f}", str(s.errors), s.state)
     Console(width=120).print(table)
+
+
+shards_app = typer.Typer(no_args_is_help=True, help="Make webdataset shards.")
+app.add_typer(shards_app, name="shards")
+
+
+@shards_app.command("from-folder")
+@user_errors
+def shards_from_folder(
+    root: Annotated[str, typer.Argument(
+        help="An ImageNet-style tree (ROOT/class/image.jpg) or a flat folder of images with "
+             "same-named .txt captions.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder for the shards.")],
+    shard_size: Annotated[int, typer.Option(help="Samples per shard.")] = 1000,
+    layout: Annotated[str, typer.Option(
+        help="auto (flat when images lie directly under ROOT), imagenet or flat.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace shards already in the output folder.")] = False,
+) -> None:
+    """Copy the images (bytes as they are) into shards 00000.tar, 00001.tar, ... in OUTPUT."""
+    from shards.folder import from_folder
+
+    if layout not in ("auto", "imagenet", "flat"):
+        raise CurateError(f"--layout must be auto, imagenet or flat; got {layout!r}")
+    report = from_folder(root, _absolute(output), shard_size, layout, overwrite)
+    table = Table(title="curate shards from-folder", show_header=False)
+    table.add_row("layout", report["layout"])
+    table.add_row("samples", str(report["samples"]))
+    table.add_row("shards", str(len(report["shards"])))
+    if report["layout"] == "imagenet":
+        table.add_row("classes", f"{len(report['classes'])} (classes.json)")
+    table.add_row("with caption", str(report["with_caption"]))
+    table.add_row("files left out", str(report["files_left_out"]))
+    table.add_row("output", _absolute(output))
+    Console().print(table)
