@@ -152,3 +152,51 @@ def shards_from_folder(
     table.add_row("files left out", str(report["files_left_out"]))
     table.add_row("output", _absolute(output))
     Console().print(table)
+
+
+@app.command()
+@user_errors
+def ingest(
+    url_list: Annotated[str, typer.Argument(
+        help="URL list: .parquet, .csv, .tsv, .jsonl, .json or .txt (text formats may be .gz).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder for the shards.")],
+    url_col: Annotated[str, typer.Option(help="Column holding the image URL.")] = "url",
+    caption_col: Annotated[str | None, typer.Option(
+        help="Column holding the caption (default: 'caption' when there is one).")] = None,
+    shard_size: Annotated[int, typer.Option(help="Samples per shard.")] = 10_000,
+    image_size: Annotated[int, typer.Option(
+        help="Longest side above which images are shrunk (aspect ratio kept).")] = 512,
+    resize_mode: Annotated[str, typer.Option(
+        help="img2dataset resize mode: keep_ratio_largest, keep_ratio, center_crop, border "
+             "or no.")] = "keep_ratio_largest",
+    processes: Annotated[int, typer.Option(help="Download processes.")] = 1,
+    threads: Annotated[int, typer.Option(help="Download threads per process.")] = 16,
+    timeout: Annotated[int, typer.Option(help="Seconds to wait for a server.")] = 10,
+    retries: Annotated[int, typer.Option(help="Retries of a failed download.")] = 0,
+    overwrite: Annotated[bool, typer.Option(
+        help="Download again from scratch (default: resume, skipping finished shards).")]
+    = False,
+) -> None:
+    """Download a URL list with img2dataset into webdataset shards for `curate prune`.
+
+    Each shard's NNNNN.parquet records every sample's status and error (img2dataset's own)."""
+    from shards.ingest import download
+
+    report = download(
+        url_list, _absolute(output), url_col=url_col, caption_col=caption_col,
+        shard_size=shard_size, image_size=image_size, resize_mode=resize_mode,
+        processes=processes, threads=threads, timeout=timeout, retries=retries,
+        overwrite=overwrite,
+    )
+    table = Table(title="curate ingest", show_header=False)
+    for field in ("count", "successes", "failed_to_download", "failed_to_resize"):
+        table.add_row(field.replace("_", " "), str(report[field]))
+    for status, count in list(report["status"].items())[:10]:
+        table.add_row(f"status: {status}", str(count))
+    table.add_row("shards", str(len(report["shards"])))
+    table.add_row("output", _absolute(output))
+    Console(width=120).print(table)
+    if report["unfinished_shards"]:
+        raise CurateError(f"{len(report['unfinished_shards'])} shards did not finish (first: "
+                          f"{report['unfinished_shards'][0]}); run the same command again to "
+                          "retry them")

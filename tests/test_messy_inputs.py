@@ -82,7 +82,7 @@ def messy_shards(folder: Path) -> dict[str, Path]:
         "zero_bytes": b"",
         "unsafe": _tar_bytes([*_samples(["u0"]), ("../evil.jpg", image_bytes(RNG, 1)),
                               ("../evil.cls", b"1"), ("/etc/evil.jpg", image_bytes(RNG, 1)),
-                              ("u/../../x.jpg", image_bytes(RNG, 1)), *_samples(["u1"])]),
+                              ("u/../../escaped.jpg", image_bytes(RNG, 1)), *_samples(["u1"])]),
         "gzip": gzip.compress(_tar_bytes(_samples([f"c{i:03d}" for i in range(5)])), mtime=0),
         "large": _tar_bytes([("huge.png", png_header_only(8000, 6000)),
                              ("bomb.png", png_header_only(30000, 30000)),
@@ -180,7 +180,7 @@ def test_empty_shards_give_zero_samples_and_are_recorded(messy_run):
 def test_unsafe_member_names_fail_and_are_never_copied(messy_run):
     rows = messy_run["by_shard"]["unsafe"]
     failed = [r for r in rows if r["status"] == "failed"]
-    assert [r["key"] for r in failed] == ["../evil", "/etc/evil", "u/../../x"]
+    assert [r["key"] for r in failed] == ["../evil", "/etc/evil", "u/../../escaped"]
     assert all(r["detail"].startswith("unsafe member name") for r in failed)
     assert [r["key"] for r in rows if r["status"] != "failed"] == ["u0", "u1"]
     for shard in sorted((messy_run["root"] / "out").glob("*.tar")):
@@ -245,7 +245,7 @@ def _read_all(stream) -> list:
 def test_nothing_is_written_outside_the_output_folder(messy_run):
     root = messy_run["root"]
     assert sorted(p.name for p in root.iterdir()) == ["in", "out"]
-    assert not [p for p in root.parent.rglob("*") if p.name in ("evil.jpg", "x.jpg")]
+    assert not [p for p in root.parent.rglob("*") if p.name in ("evil.jpg", "escaped.jpg")]
     assert not os.path.exists("/etc/evil.jpg")
     expected = {".curate-run.json", "_run", "decisions.parquet", "summary.json"}
     for i in range(len(messy_run["paths"])):
