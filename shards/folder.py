@@ -66,9 +66,10 @@ def safe_key(stem: str) -> str:
 
 
 def _visible_files(root: Path) -> list[str]:
-    """Relative POSIX paths of every file under `root`, hidden ones (.*) left out, sorted."""
+    """Relative POSIX paths of every file under `root`, hidden ones (.*) left out, sorted.
+    Symbolic links to folders are followed, as torchvision's ImageFolder does."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel = Path(dirpath).relative_to(root)
         found += [(rel / f).as_posix() for f in filenames if not f.startswith(".")]
@@ -106,6 +107,18 @@ def _check_classes(root: Path, images: list[str]) -> None:
                           "have no class folder: use --layout flat, or move them")
 
 
+def _sample(root: Path, image: str, key: str, caption: str | None,
+            class_index: dict[str, int]) -> FolderSample:
+    """`class_index` is empty for a flat folder: no label."""
+    class_name = image.split("/", 1)[0] if class_index else None
+    return FolderSample(
+        key=key, image=root / image, relpath=image,
+        ext=IMAGE_SUFFIXES[PurePosixPath(image).suffix.lower()],
+        caption=None if caption is None else root / caption,
+        label=None if class_name is None else class_index[class_name], class_name=class_name,
+    )
+
+
 def list_samples(root: Path, layout: Layout = "auto") -> tuple[list[FolderSample], dict]:
     """The samples under `root` in order, and a report (layout, classes, files left out)."""
     files = _visible_files(root)
@@ -119,16 +132,8 @@ def list_samples(root: Path, layout: Layout = "auto") -> tuple[list[FolderSample
     index = {name: i for i, name in enumerate(classes)}
     captions = {_stem(f): f for f in files if f.endswith(CAPTION_SUFFIX)}
     keys = _keys(images)
-    samples = []
-    for image in images:
-        caption = captions.get(_stem(image))
-        class_name = image.split("/", 1)[0] if chosen == "imagenet" else None
-        samples.append(FolderSample(
-            key=keys[image], image=root / image, relpath=image,
-            ext=IMAGE_SUFFIXES[PurePosixPath(image).suffix.lower()],
-            caption=None if caption is None else root / caption,
-            label=None if class_name is None else index[class_name], class_name=class_name,
-        ))
+    samples = [_sample(root, image, keys[image], captions.get(_stem(image)), index)
+               for image in images]
     used = set(images) | {captions[_stem(i)] for i in images if _stem(i) in captions}
     left_out = [f for f in files if f not in used]
     report = {"layout": chosen, "samples": len(samples), "classes": classes,

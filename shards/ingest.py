@@ -79,6 +79,14 @@ def resolve_columns(url_list: str, fmt: str, url_col: str,
     return caption_col
 
 
+def _check_options(resize_mode: str, **at_least_one: int) -> None:
+    for option, value in at_least_one.items():
+        if value < 1:
+            raise CurateError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+    if resize_mode not in RESIZE_MODES:
+        raise CurateError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}")
+
+
 def download(url_list: str, output: str, *, url_col: str = "url",
              caption_col: str | None = None, shard_size: int = 10_000, image_size: int = 512,
              resize_mode: str = "keep_ratio_largest", processes: int = 1, threads: int = 16,
@@ -87,13 +95,9 @@ def download(url_list: str, output: str, *, url_col: str = "url",
     returns the report. A rerun resumes: shards with a `_stats.json` are not fetched again.
 
     Images larger than `image_size` are shrunk keeping their aspect ratio (as DataComp
-    downloads); smaller ones keep their original bytes."""
-    for option, value in (("shard-size", shard_size), ("image-size", image_size),
-                          ("processes", processes), ("threads", threads), ("timeout", timeout)):
-        if value < 1:
-            raise CurateError(f"--{option} must be at least 1, got {value}")
-    if resize_mode not in RESIZE_MODES:
-        raise CurateError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}")
+    downloads); smaller JPEGs keep their original bytes."""
+    _check_options(resize_mode, shard_size=shard_size, image_size=image_size,
+                   processes=processes, threads=threads, timeout=timeout)
     fmt = input_format(url_list)
     caption_col = resolve_columns(url_list, fmt, url_col, caption_col)
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
@@ -107,7 +111,10 @@ def download(url_list: str, output: str, *, url_col: str = "url",
         thread_count=threads, timeout=timeout, retries=retries, distributor="multiprocessing",
         incremental_mode="overwrite" if overwrite else "incremental", enable_wandb=False,
     )
-    return ingest_report(output)
+    report = ingest_report(output)
+    if not report["shards"]:
+        raise CurateError(f"the URL list {url_list} has no rows")
+    return report
 
 
 def ingest_report(output: str) -> dict:

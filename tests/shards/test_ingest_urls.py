@@ -137,3 +137,11 @@ def test_bad_url_lists_are_one_line_errors(tmp_path, name, content, extra, messa
     printed = curate("ingest", str(path), "--output", str(tmp_path / "out"), *extra, expect=2)
     assert message in printed and "Traceback" not in printed
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_url_list_without_rows_is_an_error(tmp_path):
+    (tmp_path / "urls.csv").write_text("url,caption\n")
+    printed = curate("ingest", str(tmp_path / "urls.csv"), "--output", str(tmp_path / "out"),
+                     expect=2)
+    assert "has no rows" in printed
