@@ -174,8 +174,8 @@ def ingest(
     timeout: Annotated[int, typer.Option(help="Seconds to wait for a server.")] = 10,
     retries: Annotated[int, typer.Option(help="Retries of a failed download.")] = 0,
     overwrite: Annotated[bool, typer.Option(
-        help="Download again from scratch (default: resume, skipping finished shards).")]
-    = False,
+        help="Delete the output folder and download again (default: resume, skipping "
+             "finished shards).")] = False,
 ) -> None:
     """Download a URL list with img2dataset into webdataset shards for `curate prune`.
 

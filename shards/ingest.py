@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import fsspec
 import pyarrow.csv as pa_csv
@@ -92,7 +93,8 @@ def download(url_list: str, output: str, *, url_col: str = "url",
              resize_mode: str = "keep_ratio_largest", processes: int = 1, threads: int = 16,
              timeout: int = 10, retries: int = 0, overwrite: bool = False) -> dict:
     """Download into webdataset shards `OUTPUT/NNNNN.tar` (image, caption `.txt`, `.json`);
-    returns the report. A rerun resumes: shards with a `_stats.json` are not fetched again.
+    returns the report. A rerun resumes: shards with a `_stats.json` are not fetched again;
+    `overwrite` deletes the output folder first (img2dataset's own "overwrite" mode).
 
     Images larger than `image_size` are shrunk keeping their aspect ratio (as DataComp
     downloads); smaller JPEGs keep their original bytes."""
@@ -103,14 +105,19 @@ def download(url_list: str, output: str, *, url_col: str = "url",
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
     from img2dataset import download as img2dataset_download
 
-    img2dataset_download(
-        url_list=url_list, output_folder=output, input_format=fmt, url_col=url_col,
-        caption_col=caption_col, output_format="webdataset", encode_format="jpg",
-        image_size=image_size, resize_mode=resize_mode, resize_only_if_bigger=True,
-        skip_reencode=True, number_sample_per_shard=shard_size, processes_count=processes,
-        thread_count=threads, timeout=timeout, retries=retries, distributor="multiprocessing",
-        incremental_mode="overwrite" if overwrite else "incremental", enable_wandb=False,
-    )
+    on_interrupt = signal.getsignal(signal.SIGINT)  # img2dataset installs its own handler
+    try:
+        img2dataset_download(
+            url_list=url_list, output_folder=output, input_format=fmt, url_col=url_col,
+            caption_col=caption_col, output_format="webdataset", encode_format="jpg",
+            image_size=image_size, resize_mode=resize_mode, resize_only_if_bigger=True,
+            skip_reencode=True, number_sample_per_shard=shard_size, processes_count=processes,
+            thread_count=threads, timeout=timeout, retries=retries,
+            distributor="multiprocessing", enable_wandb=False,
+            incremental_mode="overwrite" if overwrite else "incremental",
+        )
+    finally:
+        signal.signal(signal.SIGINT, on_interrupt)
     report = ingest_report(output)
     if not report["shards"]:
         raise CurateError(f"the URL list {url_list} has no rows")

@@ -5,6 +5,7 @@ shards go straight into `curate prune`."""
 from __future__ import annotations
 
 import json
+import signal
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,9 +83,11 @@ def test_download_records_every_url_and_feeds_prune(tmp_path, image_server, tiny
     pq.write_table(pa.Table.from_pylist([{k: r[k] for k in ("url", "caption")} for r in rows]),
                    url_list)
     out = tmp_path / "shards"
+    on_interrupt = signal.getsignal(signal.SIGINT)
     printed = curate("ingest", str(url_list), "--output", str(out), "--timeout", "1",
                      "--threads", "4", "--shard-size", "8")
     assert "successes" in printed
+    assert signal.getsignal(signal.SIGINT) is on_interrupt  # img2dataset's handler removed
 
     records = pq.read_table(sorted(out.glob("*.parquet"))).to_pylist()
     assert len(records) == len(rows)
