@@ -21,6 +21,11 @@ from curation.config import RANDOM_WEIGHTS
 from curation.errors import CurateError
 
 TIMM_PREFIX = "timm:"
+MAX_DECODE_PIXELS = 40_000_000  # about 160 MB as RGBA; web images above this are rare
+
+
+class ImageTooLarge(ValueError):
+    """Decoding the image would take more memory than one sample may use."""
 
 
 @dataclass
@@ -49,10 +54,20 @@ class Embedder:
         return _normalise(self.model.encode_text(tokens))
 
     def decode(self, data: bytes) -> torch.Tensor:
-        """Decode at the smallest JPEG scale that still covers the model's input size."""
+        """Decode at the smallest JPEG scale that still covers the model's input size.
+
+        Memory is bounded: the size in the header (after JPEG draft scaling) is checked
+        against MAX_DECODE_PIXELS before any pixel is decoded; Pillow's own
+        decompression-bomb guard stays on for what it catches at open."""
         with Image.open(io.BytesIO(data)) as image:
             if image.format == "JPEG":
                 image.draft("RGB", (self.image_size, self.image_size))
+            width, height = image.size
+            if width * height > MAX_DECODE_PIXELS:
+                raise ImageTooLarge(
+                    f"image too large to decode: {width}x{height} pixels "
+                    f"(limit {MAX_DECODE_PIXELS:,})"
+                )
             return self.preprocess(image.convert("RGB"))
 
 

@@ -12,6 +12,7 @@ import re
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import BinaryIO
 
 BLOCK = 512
@@ -32,7 +33,8 @@ _TAIL_SUM = sum(_AFTER_CHECKSUM)
 
 
 class ShardFormatError(Exception):
-    """The tar stream is damaged; everything read before `offset` is intact."""
+    """The tar stream is damaged; everything read before `offset` is intact. `member` names
+    the regular file whose data was cut short, when its header was still readable."""
 
     def __init__(self, message: str, offset: int, member: str | None = None):
         super().__init__(f"{message} at byte {offset}")
@@ -56,12 +58,18 @@ class Sample:
     error: str | None = None
 
     def get(self, *extensions: str) -> Member | None:
-        """The first member whose (lower-cased) extension is one of `extensions`."""
+        """The first member whose (lower-cased) last suffix is one of `extensions`: a key
+        with dots (`photo.v2.jpg` is key `photo`, extension `v2.jpg`) still has its image
+        found, as webdataset's decoders dispatch on the last suffix."""
         wanted = {e.lower() for e in extensions}
         for member in self.members:
-            if split_key(member.name)[1].lower() in wanted:
+            if split_key(member.name)[1].lower().rsplit(".", 1)[-1] in wanted:
                 return member
         return None
+
+    @property
+    def unsafe_names(self) -> list[str]:
+        return [m.name for m in self.members if not is_safe_name(m.name)]
 
     @property
     def nbytes(self) -> int:
@@ -74,6 +82,13 @@ def split_key(name: str) -> tuple[str, str]:
     if match is None:
         return name, ""
     return match.group(1), match.group(2)
+
+
+def is_safe_name(name: str) -> bool:
+    """A relative path that stays inside the folder it is extracted to: no absolute path,
+    no `..` component. Members named otherwise are never copied into an output shard."""
+    path = PurePosixPath(name)
+    return bool(name) and not path.is_absolute() and ".." not in path.parts and "\0" not in name
 
 
 class _Prefixed:
@@ -176,7 +191,7 @@ def iter_members(stream: BinaryIO) -> Iterator[Member]:
             header_name, size, kind = _parse_header(header)
         except tarfile.HeaderError as exc:
             raise ShardFormatError(f"invalid tar header ({exc})", offset) from exc
-        name = long_name or header_name
+        name = (long_name or header_name) if kind in _REGULAR else None
         try:
             data = _read_exact(stream, size)
             _read_exact(stream, -size % BLOCK)
@@ -196,13 +211,18 @@ def iter_members(stream: BinaryIO) -> Iterator[Member]:
             long_name = None
 
 
+def _starts_sample(current: Sample | None, seen: set[str], key: str, ext: str) -> bool:
+    return current is None or key != current.key or ext in seen
+
+
 def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
     """Samples in shard order, grouped by key as webdataset does (a repeated extension starts
     a new sample, so a key written twice in a row stays two samples).
 
     On damage, ShardFormatError is raised after every intact sample. When the damage cuts a
-    member's data, the sample that member belongs to is yielded first with `error` set; damage
-    between members leaves the sample read so far intact, as webdataset would read it.
+    member's data, the sample that member belongs to is yielded with `error` set (a member
+    that starts a new sample leaves the one before it whole); damage between members leaves
+    the sample read so far intact, as webdataset would read it.
     """
     current: Sample | None = None
     seen: set[str] = set()
@@ -210,7 +230,7 @@ def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
     try:
         for member in iter_members(stream):
             key, ext = split_key(member.name)
-            if current is None or key != current.key or ext in seen:
+            if _starts_sample(current, seen, key, ext):
                 if current is not None:
                     yield current
                     position += 1
@@ -219,16 +239,16 @@ def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
             current.members.append(member)
             seen.add(ext)
     except ShardFormatError as exc:
-        damaged = None if exc.member is None else split_key(exc.member)[0]
-        if current is not None and damaged == current.key:
-            current.error = f"shard damaged in this sample: {exc}"
+        if exc.member is not None:
+            key, ext = split_key(exc.member)
+            if _starts_sample(current, seen, key, ext):
+                if current is not None:
+                    yield current
+                    position += 1
+                current = Sample(key, position)
+            current.error = f"shard damaged while reading this sample: {exc}"
+        if current is not None:
             yield current
-        else:
-            if current is not None:
-                yield current
-                position += 1
-            if damaged is not None:
-                yield Sample(damaged, position, error=f"shard damaged in this sample: {exc}")
         raise
     if current is not None:
         yield current
@@ -261,6 +281,8 @@ class TarWriter:
         self.bytes_written = 0
 
     def add(self, name: str, data: bytes) -> None:
+        if not is_safe_name(name):
+            raise ValueError(f"unsafe tar member name {name!r}")
         self._write(_ustar_header(name, len(data)) or _pax_header(name, len(data)))
         self._write(data)
         if len(data) % BLOCK:

@@ -78,6 +78,8 @@ def _decode(embedder: Embedder, sample: Sample) -> torch.Tensor | str:
     """The image tensor, or why there is none."""
     if sample.error:
         return sample.error
+    if sample.unsafe_names:
+        return f"unsafe member name: {sample.unsafe_names[0]!r} (absolute or with '..')"
     image = sample.get(*IMAGE_EXTENSIONS)
     if image is None:
         exts = sorted({m.name.rsplit(".", 1)[-1] for m in sample.members}) or ["nothing"]
@@ -101,12 +103,17 @@ def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
         yield batch
 
 
+def _until_damage(stream, shard_error: list[str]) -> Iterator[Sample]:
+    """Every sample up to damage in the shard (the damaged one included, with its error)."""
+    try:
+        yield from iter_samples(stream)
+    except ShardFormatError as exc:
+        shard_error.append(str(exc))
+
+
 def _read(url: str, batch_size: int, shard_error: list[str]) -> Iterator[list[Sample]]:
     with open_shard(url) as stream:
-        try:
-            yield from _batches(iter_samples(stream), batch_size)
-        except ShardFormatError as exc:
-            shard_error.append(str(exc))
+        yield from _batches(_until_damage(stream, shard_error), batch_size)
 
 
 def embed_shard(ctx: Context, unit: str) -> dict:

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from curation.stage import Context
 from pipelines.data_pruning.decide import FAILED, Decision, decide
+from pipelines.data_pruning.duplicates import repeated_keys
 from pipelines.data_pruning.layout import read_table, save_array, shard_units, write_table
 from pipelines.data_pruning.samples import POSITION_MASK, load_samples
 
@@ -30,16 +31,19 @@ def select_samples(ctx: Context, unit: str) -> dict:
     samples = load_samples(ctx.run, units, ctx.config)
     decision = decide(samples, ctx.config)
     _name_related(ctx, units, decision)
+    notes = repeated_keys(ctx.run, units, ctx.config.shards)
     columns = (decision.keep, decision.reason, decision.detail, decision.score)
     for i, shard_unit in enumerate(units):
         part = [samples.per_shard(c)[i] for c in (*columns, samples.clusters.cluster)]
         rows = read_table(ctx.run, "embed", f"{shard_unit}.parquet",
                           columns=["key", "position", "id", "error"])  # fmt: skip
-        decisions = _decisions(rows, *part, ctx.config.shards[i])
+        decisions = _decisions(rows, *part, ctx.config.shards[i], notes)
         keep_positions = rows["position"].to_numpy()[part[0]].astype(np.int32)
         save_array(ctx.run, keep_positions, "select", "keep", f"{shard_unit}.npy")
         write_table(ctx.run, decisions, "select", "decisions", f"{shard_unit}.parquet")
-        ctx.run.write_json(_counts(decisions), "select", "counts", f"{shard_unit}.json")
+        repeats = sum(sample_id in notes for sample_id in rows["id"].to_pylist()) if notes else 0
+        ctx.run.write_json({**_counts(decisions), "duplicate_keys": repeats},
+                           "select", "counts", f"{shard_unit}.json")  # fmt: skip
     ctx.run.write_json({"clusters": decision.clusters, "notes": decision.notes},
                        "select", "selection.json")  # fmt: skip
     return {"samples": len(samples), "kept": int(decision.keep.sum())}
@@ -58,10 +62,15 @@ def _name_related(ctx: Context, units: list[str], decision: Decision) -> None:
 
 
 def _decisions(rows: pa.Table, keep: np.ndarray, reason: np.ndarray, detail: np.ndarray,
-               score: np.ndarray, cluster: np.ndarray, shard: str) -> pa.Table:  # fmt: skip
+               score: np.ndarray, cluster: np.ndarray, shard: str,
+               notes: dict[int, str]) -> pa.Table:  # fmt: skip
     failed = reason == FAILED
     status = np.where(failed, "failed", np.where(keep, "kept", "pruned"))
     detail = np.where(failed, np.asarray(rows["error"].to_pylist(), dtype=object), detail)
+    for i, sample_id in enumerate(rows["id"].to_pylist() if notes else []):
+        note = notes.get(sample_id)
+        if note is not None:
+            detail[i] = note if detail[i] is None else f"{detail[i]}; {note}"
     return pa.table(
         {
             "key": rows["key"],

@@ -29,11 +29,13 @@ def write_summary(ctx: Context, unit: str) -> dict:
     for c in counts:
         for reason, n in c["reasons"].items():
             reasons[reason] = reasons.get(reason, 0) + n
-    shard_errors = {}
+    shard_errors, empty_shards = {}, []
     for shard, shard_unit in zip(cfg.shards, units, strict=True):
         stats = ctx.run.read_json("embed", "stats", f"{shard_unit}.json")
         if "shard_error" in stats:
             shard_errors[shard] = stats["shard_error"]
+        if stats["samples"] == 0:
+            empty_shards.append(shard)
     valid = totals["kept"] + totals["pruned"]
     summary = {
         "input_samples": totals["input"],
@@ -54,6 +56,8 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "parameters": _parameters(cfg),
         **ctx.run.read_json("select", "selection.json"),
         "shard_errors": shard_errors,
+        "empty_shards": empty_shards,
+        "duplicate_keys": sum(c.get("duplicate_keys", 0) for c in counts),
     }
     out.write_json(summary, "summary.json")
     return {"samples": totals["input"]}
