@@ -34,7 +34,8 @@ def _summary(content: ReportContent) -> str:
                      ("k-means final objective", f"{objective[-1]:.6g}"),
                      ("empty clusters in training",
                       content.clustering["empty_clusters_in_training"])]
-    return (table(pd.DataFrame(rows, columns=["count", "value"]), html_id="counts")
+    as_text = [(name, str(value)) for name, value in rows]  # no float column for the counts
+    return (table(pd.DataFrame(as_text, columns=["count", "value"]), html_id="counts")
             + table(pd.DataFrame(settings, columns=["setting", "value"])))
 
 

@@ -25,7 +25,7 @@ figcaption { font-size: 0.8rem; color: #555; max-width: 96px; overflow-wrap: any
 .cluster { border-top: 1px solid #ddd; padding-top: 0.5rem; }
 .sides { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
 .side h4 { margin: 0.2rem 0; } .kept h4 { color: #2a9d8f; } .pruned h4 { color: #e76f51; }
-.thumbs { display: flex; flex-wrap: wrap; gap: 0.5rem; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 0.5rem; } .thumbs figure { margin: 0; }
 .thumbs img { width: 96px; height: 96px; object-fit: contain; background: #eee; }
 """
 

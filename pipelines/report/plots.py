@@ -34,6 +34,7 @@ def complexity(clusters: pd.DataFrame) -> bytes:
     axes.set_xlabel(column if column == "complexity"
                     else "d_intra (mean distance to the centroid)")
     axes.set_ylabel("kept share of the cluster")
+    axes.locator_params(axis="x", nbins=5)
     axes.grid(alpha=0.3)
     return png_bytes(figure)
 
