@@ -32,7 +32,7 @@ def tiny_images(n: int = 48, size: int = 8) -> LabelledData:
                         np.arange(n), train, 2)
 
 
-CONFIG = ValidationConfig(steps=60, batch_size=32)
+CONFIG = ValidationConfig(steps=60, batch_size=32, lr=1e-2)  # short runs need a larger rate
 
 
 @pytest.mark.parametrize("size", [5, 32, 100, 1000])

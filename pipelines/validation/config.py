@@ -78,7 +78,7 @@ class ValidationConfig(BaseModel):
         """AdamW's rate: larger for a probe on standardised features than for a CNN."""
         if self.lr is not None:
             return self.lr
-        return 2e-3 if self.on == "images" else 1e-2
+        return 2e-3 if self.on == "images" else 1e-3
 
     def total_steps(self, train_size: int) -> int:
         if self.steps is not None:
