@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from curation.config import PruneConfig
 from curation.errors import CurateError
@@ -33,10 +34,8 @@ class FinishedRun:
             read_table(self.run, "select", "decisions", f"{u}.parquet", columns=["kept"])["kept"]
             .to_numpy(zero_copy_only=False) for u in self.units]).astype(bool)
 
-    def rows(self, columns: list[str]):
+    def rows(self, columns: list[str]) -> pa.Table:
         """Columns of the embed table (key, shard, position, label, caption...), all shards."""
-        import pyarrow as pa
-
         return pa.concat_tables(read_table(self.run, "embed", f"{u}.parquet", columns=columns)
                                 for u in self.units)
 
