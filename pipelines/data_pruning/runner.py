@@ -51,6 +51,7 @@ def prune(config: PruneConfig, overwrite: bool = False) -> dict:
     pipeline = stages(config)
     started_empty = claim_output(out, run, overwrite)
     out.makedirs()
+    out.remove_temporaries()  # a killed reshard may have left a half-written shard
     out.write_json({"run_dir": config.run_dir}, MARKER)
     run.write_json(
         {
@@ -70,3 +71,15 @@ def prune(config: PruneConfig, overwrite: bool = False) -> dict:
     finally:
         executor.close()
     return out.read_json("summary.json")
+
+
+def ensure_scores(run: Folder, config: PruneConfig) -> None:
+    """Run the scoring stages a metric reads (SemDeDup, re-clustering, EL2N) in an existing run
+    directory; embeddings and clusters with an unchanged config are reused, not recomputed."""
+    pipeline = stages(config)
+    scoring = pipeline[: [s.name for s in pipeline].index("select")]
+    executor = make_executor(config.executor, config.workers, config.scheduler)
+    try:
+        run_stages(scoring, Context(run, config, config.threads), executor)
+    finally:
+        executor.close()

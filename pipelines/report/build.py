@@ -1,0 +1,153 @@
+"""Assemble the report page from the run directory and write it as one HTML file."""
+
+from __future__ import annotations
+
+import os
+from html import escape
+
+import pandas as pd
+
+from curation.storage import Folder
+from pipelines.report import plots
+from pipelines.report.content import ReportContent, counts, gather
+from pipelines.report.gallery import choose_samples, thumbnails
+from pipelines.report.page import figure, gallery, page, table
+from pipelines.run_dir import open_run
+
+REPORT_FILE = "report.html"
+
+
+def _summary(content: ReportContent) -> str:
+    c = counts(content.decisions)
+    valid = c["kept"] + c["pruned"]
+    cfg = content.run.config
+    rows = [
+        ("input samples", c["input"]),
+        ("kept", c["kept"]),
+        ("pruned", c["pruned"]),
+        ("failed", c["failed"]),
+        ("rate requested", cfg.rate),
+        ("rate achieved", round(c["pruned"] / valid, 6) if valid else 0.0),
+    ]
+    reasons = content.decisions["reason"].value_counts().sort_index()
+    rows += [(f"reason: {reason}", int(n)) for reason, n in reasons.items()]
+    settings = [
+        ("metric", cfg.metric),
+        ("keep", cfg.keep),
+        ("embedder", cfg.model),
+        ("weights", cfg.pretrained),
+        ("clusters", cfg.clusters),
+        ("seed", cfg.seed),
+    ]
+    if content.clustering:
+        objective = content.clustering.get("objective") or [float("nan")]
+        settings += [
+            ("k-means training samples", content.clustering["training_samples"]),
+            ("k-means final objective", f"{objective[-1]:.6g}"),
+            ("empty clusters in training", content.clustering["empty_clusters_in_training"]),
+        ]
+    as_text = [(name, str(value)) for name, value in rows]  # no float column for the counts
+    return table(pd.DataFrame(as_text, columns=["count", "value"]), html_id="counts") + table(
+        pd.DataFrame(settings, columns=["setting", "value"])
+    )
+
+
+def _percent(accuracy: dict) -> str:
+    text = f"{100 * accuracy['mean']:.2f}%"
+    return text + (f" ± {100 * accuracy['std']:.2f}" if len(accuracy["per_seed"]) > 1 else "")
+
+
+def _validation(results: dict) -> str:
+    rows = [
+        (
+            a["arm"],
+            a["train_size"],
+            f"{results['alpha']:.3f}" if a["kd"] else "",
+            _percent(a["accuracy"]),
+        )
+        for a in results["arms"]
+    ]
+    frame = pd.DataFrame(rows, columns=["trained on", "samples", "KD alpha", "held-out top-1"])
+    note = (
+        f"{escape(results['model'])} on {escape(results['on'])}; "
+        f"{escape(results['matched_compute'])} (matched compute); "
+        f"{results['test_size']} held-out samples; seeds {results['seeds']}; "
+        f"T = {results['temperature']}; teacher {escape(results['teacher']['source'])}: "
+        f"{100 * results['teacher']['accuracy']:.2f}%."
+    )
+    return f"<p>{note}</p>{table(frame)}"
+
+
+def _sweep(content: ReportContent) -> str:
+    rows = pd.DataFrame(content.sweep["rows"])
+    rows["accuracy"] = [
+        f"{100 * m:.2f}" + (f" ± {100 * s:.2f}" if n > 1 else "")
+        for m, s, n in zip(rows["accuracy_mean"], rows["accuracy_std"], rows["seeds"], strict=True)
+    ]
+    shown = rows[["metric", "rate", "kept_fraction", "kd", "train_size", "accuracy"]]
+    image = figure("pruning curve", content.curve_png) if content.curve_png else ""
+    return image + table(shown, sortable=True, html_id="sweep-table")
+
+
+def _plots(content: ReportContent) -> str:
+    dbp = "complexity" in content.clusters.columns
+    parts = [
+        figure("cluster sizes, kept and pruned", plots.cluster_sizes(content.clusters)),
+        figure(
+            "cluster complexity against kept share"
+            if dbp
+            else "cluster d_intra against kept share",
+            plots.complexity(content.clusters),
+        ),
+        figure("score distribution", plots.score_distribution(content.decisions)),
+    ]
+    return f'<div class="plots">{"".join(parts)}</div>'
+
+
+def _galleries(content: ReportContent, clusters: int, per_side: int, seed: int) -> str:
+    chosen = choose_samples(content.decisions, clusters, per_side, seed)
+    found = thumbnails(chosen, content.run.config.shards)
+    sizes = content.clusters.set_index("cluster")["size"]
+    return "".join(gallery(c, int(sizes.get(c, 0)), items) for c, items in found.items())
+
+
+def render(content: ReportContent, clusters: int = 8, per_side: int = 6, seed: int = 0) -> str:
+    cfg = content.run.config
+    sections = [("summary", "Summary", _summary(content))]
+    if content.validation:
+        sections.append(("validation", "Validation", _validation(content.validation)))
+    if content.sweep:
+        sections.append(("sweep", "Pruning curve", _sweep(content)))
+    sections += [
+        ("plots", "Plots", _plots(content)),
+        (
+            "clusters",
+            "Clusters (click a column to sort)",
+            f'<div class="scroll">{table(content.clusters, sortable=True, html_id="cluster-table")}'
+            "</div>",
+        ),
+        (
+            "gallery",
+            "Kept and pruned samples, side by side",
+            _galleries(content, clusters, per_side, seed),
+        ),
+    ]
+    meta = (
+        f"run {escape(content.run.run.url)} · {len(cfg.shards)} input shards · "
+        f"output {escape(cfg.output)}"
+    )
+    return page("curate report", meta, sections)
+
+
+def build_report(
+    run_dir: str, output: str | None = None, clusters: int = 8, per_side: int = 6, seed: int = 0
+) -> str:
+    """Write the report (default `RUN/report.html`); returns where it went."""
+    run = open_run(run_dir)
+    html = render(gather(run), clusters, per_side, seed)
+    if output is None:
+        run.run.write_bytes(html.encode(), REPORT_FILE)
+        return run.run.url_of(REPORT_FILE)
+    folder, name = os.path.split(os.path.abspath(output))
+    Folder(folder).write_bytes(html.encode(), name)
+    return os.path.abspath(output)

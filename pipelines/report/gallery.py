@@ -1,0 +1,107 @@
+"""Thumbnails of kept and pruned samples for a seeded sample of clusters, read from the
+original shards by (shard, position) and encoded as JPEG data URIs."""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from pipelines.data_pruning.embed import IMAGE_EXTENSIONS
+from shards.pick import pick_samples
+
+THUMBNAIL = 96
+
+
+@dataclass
+class Thumbnail:
+    uri: str
+    key: str
+    caption: str
+    kept: bool
+    reason: str
+    score: float
+
+
+def _choose(members: pd.DataFrame, count: int, rng: np.random.Generator) -> pd.DataFrame:
+    if len(members) <= count:
+        return members
+    return members.iloc[np.sort(rng.choice(len(members), count, replace=False))]
+
+
+def choose_samples(
+    decisions: pd.DataFrame, clusters: int, per_side: int, seed: int
+) -> dict[int, pd.DataFrame]:
+    """Up to `clusters` clusters (those with both kept and pruned members first), each with up
+    to `per_side` kept and `per_side` pruned members, drawn with `seed`."""
+    rng = np.random.default_rng(seed)
+    valid = decisions[decisions["status"] != "failed"]
+    mixed = valid.groupby("cluster")["kept"].agg(lambda k: 0 < k.sum() < len(k))
+    ids = np.array(sorted(valid["cluster"].unique()))
+    both, one_sided = ids[mixed.loc[ids].to_numpy()], ids[~mixed.loc[ids].to_numpy()]
+    picked = list(rng.permutation(both)[:clusters])
+    picked += list(rng.permutation(one_sided)[: clusters - len(picked)])
+    chosen = {}
+    for cluster in sorted(int(c) for c in picked):
+        members = valid[valid["cluster"] == cluster]
+        chosen[cluster] = pd.concat(
+            [
+                _choose(members[members["kept"]], per_side, rng),
+                _choose(members[~members["kept"]], per_side, rng),
+            ]
+        )
+    return chosen
+
+
+def thumbnail_uri(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as image:
+        image = image.convert("RGB")
+        image.thumbnail((THUMBNAIL, THUMBNAIL))
+        if max(image.size) < THUMBNAIL:  # enlarge tiny images (CIFAR) so they can be seen
+            scale = THUMBNAIL / max(image.size)
+            image = image.resize(
+                (round(image.width * scale), round(image.height * scale)), Image.NEAREST
+            )
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _caption(row) -> str:
+    parts = []
+    if row.label >= 0:
+        parts.append(f"label {row.label}")
+    if isinstance(row.caption, str) and row.caption:
+        text = row.caption if len(row.caption) <= 80 else row.caption[:77] + "..."
+        parts.append(text)
+    return " · ".join(parts) or row.key
+
+
+def thumbnails(chosen: dict[int, pd.DataFrame], shards: list[str]) -> dict[int, list[Thumbnail]]:
+    """Read every chosen sample in one pass per shard."""
+    everything = pd.concat(chosen.values()) if chosen else pd.DataFrame()
+    uris: dict[tuple[int, int], str] = {}
+    for shard, group in everything.groupby("shard_index") if len(everything) else []:
+        for sample in pick_samples(shards[int(shard)], group["position"].astype(int)):
+            image = sample.get(*IMAGE_EXTENSIONS)
+            if image is not None:
+                uris[(int(shard), sample.position)] = thumbnail_uri(image.data)
+    return {
+        cluster: [
+            Thumbnail(
+                uris[(int(r.shard_index), int(r.position))],
+                r.key,
+                _caption(r),
+                bool(r.kept),
+                r.reason,
+                float(r.score),
+            )
+            for r in members.itertuples()
+            if (int(r.shard_index), int(r.position)) in uris
+        ]
+        for cluster, members in chosen.items()
+    }
