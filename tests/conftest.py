@@ -86,30 +86,14 @@ def shards(tmp_path) -> list[Path]:
 def pruned_run(tmp_path_factory, tiny_clip) -> str:
     """A finished labelled prune run with captions (img2dataset layout), pruned by
     `curate prune --validate`; shared read-only: copy it (`run_copy`) before writing into it."""
+    from helpers import cli_prune_args
     from typer.testing import CliRunner
 
     from curation.cli import app
 
     root = tmp_path_factory.mktemp("pruned")
     paths = write_shards(root / "in", shards=3, per_shard=40, layout="img2dataset")
-    result = CliRunner().invoke(
-        app,
-        [
-            "prune",
-            *map(str, paths),
-            "-o",
-            str(root / "out"),
-            "--rate",
-            "0.5",
-            "--model",
-            tiny_clip,
-            "--pretrained",
-            "random",
-            "--clusters",
-            "4",
-            "--validate",
-        ],
-    )
+    result = CliRunner().invoke(app, cli_prune_args(paths, root / "out", tiny_clip, "--validate"))
     assert result.exit_code == 0, result.output
     return str(root / "out" / "_run")
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from cli_runs import curate, decisions, prune
 from conftest import add_member, image_bytes
+from helpers import cli_prune_args
 from PIL import Image
 
 from shards.tario import ShardFormatError, iter_samples
@@ -293,19 +294,7 @@ def test_a_run_where_no_shard_has_a_sample_fails_cleanly(tmp_path, tiny_clip):
     paths[0].write_bytes(_tar_bytes([]))
     paths[1].write_bytes(b"")
     output = curate(
-        "prune",
-        *map(str, paths),
-        "--output",
-        str(tmp_path / "out"),
-        "--rate",
-        "0.5",
-        "--model",
-        tiny_clip,
-        "--pretrained",
-        "random",
-        "--clusters",
-        "2",
-        expect=2,
+        *cli_prune_args(paths, tmp_path / "out", tiny_clip, "--clusters", "2"), expect=2
     )
     assert "no samples" in output
     assert not (tmp_path / "out").exists()
