@@ -88,20 +88,22 @@ def time_model_only(ctx: Context, shards: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def time_reshard(shards: list[str], out: Path, keep_fraction: float) -> float:
-    start = time.perf_counter()
+def sample_counts(shards: list[str]) -> list[int]:
+    counts = []
     for shard in shards:
         with open(shard, "rb") as f:
-            count = sum(1 for _ in iter_samples(f)) if keep_fraction < 1 else None
-        keep = np.arange(count)[:: round(1 / keep_fraction)] if count else None
+            counts.append(sum(1 for _ in iter_samples(f)))
+    return counts
+
+
+def time_reshard(shards: list[str], counts: list[int], out: Path, keep_every: int) -> float:
+    """The reshard copy (`copy_kept`) of every `keep_every`-th sample, keep lists decided."""
+    keeps = [np.arange(0, count, keep_every) for count in counts]
+    start = time.perf_counter()
+    for shard, keep in zip(shards, keeps, strict=True):
         with open(out / Path(shard).name, "wb") as f:
             writer = TarWriter(f)
-            if keep is None:
-                with open(shard, "rb") as src:
-                    for sample in iter_samples(src):
-                        writer.add_sample(sample)
-            else:
-                copy_kept(shard, keep, writer)
+            copy_kept(shard, keep, writer)
             writer.close()
     return time.perf_counter() - start
 
@@ -144,11 +146,12 @@ def main() -> None:
             model.append(time_model_only(ctx, shards))
         out = work / "copy"
         out.mkdir()
+        counts = sample_counts(shards)
         reshard_all, reshard_half, copy = [], [], []
-        for _ in range(args.repeats * 3):
+        for _ in range(args.repeats * 5):
             copy.append(time_copy(shards, out))
-            reshard_all.append(time_reshard(shards, out, 1.0))
-            reshard_half.append(time_reshard(shards, out, 0.5))
+            reshard_all.append(time_reshard(shards, counts, out, 1))
+            reshard_half.append(time_reshard(shards, counts, out, 2))
         n = args.images
         e, m = statistics.median(embed), statistics.median(model)
         c = statistics.median(copy)

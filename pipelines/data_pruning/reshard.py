@@ -3,7 +3,11 @@ into the output shard of the same index; an img2dataset-style `_stats.json` besi
 
 from __future__ import annotations
 
+import mmap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 
 import numpy as np
 
@@ -11,12 +15,32 @@ from curation.errors import CurateError
 from curation.stage import Context
 from curation.storage import Folder
 from pipelines.data_pruning.layout import load_array
-from shards.paths import open_shard
-from shards.tario import ShardFormatError, TarWriter, iter_samples
+from shards.paths import is_url, open_shard
+from shards.tario import GZIP_MAGIC, MemoryReader, ShardFormatError, TarWriter, iter_samples
 
 
 def output_folder(ctx: Context) -> Folder:
     return Folder(ctx.config.output)
+
+
+@contextmanager
+def _source(url: str) -> Iterator[BinaryIO]:
+    """A local plain tar is memory-mapped (zero-copy reads); anything else is streamed."""
+    if is_url(url):
+        with open_shard(url) as stream:
+            yield stream
+        return
+    with open(url, "rb") as f:
+        if f.read(2) == GZIP_MAGIC or f.seek(0, 2) == 0:
+            f.seek(0)
+            yield f
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            reader = MemoryReader(mapped)
+            try:
+                yield reader
+            finally:
+                reader.release()
 
 
 def copy_kept(source: str, keep: np.ndarray, writer: TarWriter) -> tuple[int, int]:
@@ -24,25 +48,31 @@ def copy_kept(source: str, keep: np.ndarray, writer: TarWriter) -> tuple[int, in
 
     Samples at or after damage in the source were failed at embed time and are never kept,
     so the copy stops at the last kept position."""
-    wanted = set(keep.tolist())
-    last = int(keep[-1]) if len(keep) else -1
-    copied = read = 0
-    with open_shard(source) as stream:
-        try:
-            for sample in iter_samples(stream):
-                read += 1
-                if sample.position in wanted:
-                    writer.add_sample(sample)
-                    copied += 1
-                if sample.position >= last:
-                    break
-        except ShardFormatError:
-            pass
+    with _source(source) as stream:
+        read, copied = _copy(stream, keep, writer)
+        writer.flush()
     if copied != len(keep):
         raise CurateError(
             f"shard {source} changed since it was embedded: "
             f"{len(keep) - copied} kept samples are missing"
         )
+    return read, copied
+
+
+def _copy(stream: BinaryIO, keep: np.ndarray, writer: TarWriter) -> tuple[int, int]:
+    wanted = set(keep.tolist())
+    last = int(keep[-1]) if len(keep) else -1
+    copied = read = 0
+    try:
+        for sample in iter_samples(stream):
+            read += 1
+            if sample.position in wanted:
+                writer.add_sample(sample)
+                copied += 1
+            if sample.position >= last:
+                break
+    except ShardFormatError:
+        pass
     return read, copied
 
 
