@@ -27,27 +27,72 @@ from metrics.selection import kept_count, random_keep, rank_keep
 from pipelines.data_pruning.samples import Clustering, Samples
 
 FAILED = "failed"
+REASONS = (
+    FAILED, "hardest", "too_easy", "easiest", "too_hard", "random_draw", "hardest_offset",
+    "no_label", "stratum_sample", "stratum_budget", "hardest_cutoff", "distinct", "duplicate",
+    "hardest_in_cluster", "over_cluster_quota", "no_caption", "below_clip_threshold",
+)  # fmt: skip
+_CODES = {reason: code for code, reason in enumerate(REASONS)}
+_NAMES = np.array(REASONS, dtype=object)
+
+
+@dataclass(frozen=True)
+class Detail:
+    """Words for some rows (ascending, so that a shard's share is a slice): `text`, one for
+    all or one per row, in which "{}" stands for the row's entry of `values`; `related`, the
+    id of the sample each row refers to (the earlier member a duplicate repeats)."""
+
+    rows: np.ndarray
+    text: str | np.ndarray
+    values: np.ndarray | None = None
+    related: np.ndarray | None = None
+
+    def texts(self, first: int, last: int) -> list[str]:
+        """The texts of `rows[first:last]`."""
+        if isinstance(self.text, str):
+            texts = [self.text] * (last - first)
+        else:
+            texts = self.text[first:last].tolist()
+        if self.values is None:
+            return texts
+        values = self.values[first:last].tolist()
+        return [text.format(value) for text, value in zip(texts, values, strict=True)]
 
 
 @dataclass
 class Decision:
-    """Row-aligned with `Samples`. `related` is the id a reason refers to (the earlier member
-    a duplicate repeats), -1 for none; `clusters` is the per-cluster table; `notes` what the
-    report should state (effective eps, strata budgets...)."""
+    """Row-aligned with `Samples`: `keep`, each row's reason and the score the metric ranked
+    by; `details` the words for the rows that have some; `clusters` the per-cluster table;
+    `notes` what the report should state (effective eps, strata budgets...).
+
+    Compact, so that deciding over 10M samples fits in memory: a reason is stored as its index
+    in REASONS (`codes`; `reason` decodes them, so `keep`, `reason` and `score` read as
+    before), and a detail only for the rows that have one, with one text shared by many rows
+    where it can be (`details`, in place of the per-row `detail` and `related` columns)."""
 
     keep: np.ndarray  # bool
-    reason: np.ndarray  # object (str)
-    detail: np.ndarray  # object (str or None)
+    codes: np.ndarray  # uint8: index in REASONS
     score: np.ndarray  # float64: the score the metric ranked by
-    related: np.ndarray  # int64
+    details: list[Detail] = field(default_factory=list)
     clusters: list[dict] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
+
+    @property
+    def reason(self) -> np.ndarray:
+        """Every row's reason (object array of str), decoded on each access."""
+        return self.reasons(slice(None))
+
+    def reasons(self, rows: slice | np.ndarray) -> np.ndarray:
+        return _NAMES[self.codes[rows]]
+
+    def mark(self, rows: np.ndarray, reason: str) -> None:
+        self.codes[rows] = _CODES[reason]
 
     def settle(self, rows: np.ndarray, keep: np.ndarray, kept: str, pruned: str) -> None:
         """Record a keep/prune outcome with its reasons for `rows`."""
         self.keep[rows[keep]] = True
-        self.reason[rows[keep]] = kept
-        self.reason[rows[~keep]] = pruned
+        self.mark(rows[keep], kept)
+        self.mark(rows[~keep], pruned)
 
 
 def _prototypicality(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None:
@@ -72,11 +117,11 @@ def _el2n(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None
     rows = _drop_unlabelled(d, rows)
     order = rows[np.lexsort((samples.ids[rows], -d.score[rows]))]
     offset = math.floor(cfg.el2n_offset * len(order) + 1e-9)
-    d.reason[order[:offset]] = "hardest_offset"
-    d.detail[order[:offset]] = f"among the hardest {cfg.el2n_offset:.0%} (--el2n-offset)"
-    rest = order[offset:]
-    chosen = rank_keep(d.score[rest], samples.ids[rest], min(target, len(rest)), highest=True)
-    d.settle(rest, chosen, "hardest", "too_easy")
+    d.mark(order[:offset], "hardest_offset")
+    why = f"among the hardest {cfg.el2n_offset:.0%} (--el2n-offset)"
+    d.details.append(Detail(np.sort(order[:offset]), why))
+    rest = order[offset:]  # already ranked: no second sort
+    d.settle(rest, np.arange(len(rest)) < target, "hardest", "too_easy")
     d.notes["el2n"] = {"models": cfg.el2n_models, "epochs": cfg.el2n_epochs,
                        "probe": f"MLP, {cfg.el2n_hidden} hidden" if cfg.el2n_hidden else "linear",
                        "offset": cfg.el2n_offset}  # fmt: skip
@@ -84,7 +129,7 @@ def _el2n(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None
 
 def _drop_unlabelled(d: Decision, rows: np.ndarray) -> np.ndarray:
     unlabelled = np.isnan(d.score[rows])
-    d.reason[rows[unlabelled]] = "no_label"
+    d.mark(rows[unlabelled], "no_label")
     return rows[~unlabelled]
 
 
@@ -98,11 +143,12 @@ def _ccs(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None:
     except ValueError as exc:
         raise CurateError(f"--metric ccs with cutoff {cutoff}: {exc}") from None
     d.settle(rows, result.keep, "stratum_sample", "stratum_budget")
-    d.reason[rows[result.cut]] = "hardest_cutoff"
+    d.mark(rows[result.cut], "hardest_cutoff")
     for s in np.flatnonzero(result.stratum_sizes):
         members = rows[(result.stratum == s) & ~result.keep]
-        d.detail[members] = (f"stratum {s} [{result.edges[s]:.4f}, {result.edges[s + 1]:.4f}]: "
-                             f"{result.budgets[s]} of {result.stratum_sizes[s]} kept")  # fmt: skip
+        why = (f"stratum {s} [{result.edges[s]:.4f}, {result.edges[s + 1]:.4f}]: "
+               f"{result.budgets[s]} of {result.stratum_sizes[s]} kept")  # fmt: skip
+        d.details.append(Detail(members, why))
     d.notes["ccs"] = {"score": cfg.ccs_score, "cutoff": cutoff, "cut": int(result.cut.sum()),
                       "strata": len(result.budgets), "budgets": result.budgets.tolist(),
                       "stratum_sizes": result.stratum_sizes.tolist()}  # fmt: skip
@@ -120,7 +166,7 @@ def _semdedup(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> 
     pruned = order[: len(rows) - target]
     keep = ~np.isin(rows, pruned)
     d.settle(rows, keep, "distinct", "duplicate")
-    _explain_duplicates(samples, d, pruned)
+    _explain_duplicates(samples, d, np.sort(pruned))
     kept_scores = d.score[rows[keep]]
     threshold = float(kept_scores.max()) if len(kept_scores) else None
     d.notes["semdedup"] = {
@@ -132,48 +178,68 @@ def _semdedup(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> 
 
 
 def _explain_duplicates(samples: Samples, d: Decision, rows: np.ndarray) -> None:
-    d.related[rows] = samples.nearest[rows]
-    d.detail[rows] = [f"similarity {s:.4f}" for s in samples.max_similarity[rows]]
+    d.details.append(Detail(rows, "similarity {:.4f}", samples.max_similarity[rows],
+                            related=samples.nearest[rows]))  # fmt: skip
 
 
 def _dbp(samples: Samples, cfg: PruneConfig, d: Decision, rows, target) -> None:
     """Abbas et al. ICLR 2024: SemDeDup at eps, re-cluster, complexity-weighted quotas,
     the hardest within each cluster."""
-    similarity = samples.max_similarity[rows].astype(np.float64)
-    duplicate = rows[similarity > 1.0 - cfg.dedup_eps]
-    d.reason[duplicate] = "duplicate"
+    duplicate, rest = _split_duplicates(samples, rows, 1.0 - cfg.dedup_eps)
+    d.mark(duplicate, "duplicate")
     _explain_duplicates(samples, d, duplicate)
-    rest = rows[similarity <= 1.0 - cfg.dedup_eps]
     clusters = samples.dbp_clusters
     d.score = clusters.distance
-    cluster, distance = clusters.cluster[rest], clusters.distance[rest]
-    k = len(clusters.centroids)
-    d_intra, sizes = intra_cluster_distance(cluster, distance, k)
-    d_inter = inter_cluster_distance(clusters.centroids, cfg.neighbors)
-    complexity = cluster_complexity(d_intra, d_inter, sizes)
-    weights = complexity_weights(complexity, cfg.tau)
     total = min(target, len(rest))
     if total < target:
         d.notes["short"] = (f"SemDeDup at eps {cfg.dedup_eps} left {len(rest)} samples; "
                             f"{target} were asked")  # fmt: skip
-    try:
-        quota = quotas(weights, sizes, total, balance_lower_bounds(sizes, total, cfg.balance))
-    except QuotaError as exc:
-        raise CurateError(f"--metric dbp: {exc}") from None
-    order = np.lexsort((samples.ids[rest], -distance, cluster))
-    grouped = cluster[order]
-    rank = np.arange(len(order)) - np.searchsorted(grouped, grouped, side="left")
-    keep = np.zeros(len(rest), dtype=bool)
-    keep[order] = rank < quota[grouped]
+    weights, sizes, quota = _quotas(clusters, rest, total, cfg)
+    keep = _hardest_in_clusters(clusters, rest, quota)
     d.settle(rest, keep, "hardest_in_cluster", "over_cluster_quota")
     pruned = rest[~keep]
-    c = clusters.cluster[pruned]
-    d.detail[pruned] = [f"cluster {j}: quota {quota[j]} of {sizes[j]}" for j in c]
+    texts = [f"cluster {j}: quota {quota[j]} of {sizes[j]}" for j in range(len(quota))]
+    d.details.append(Detail(pruned, np.array(texts, dtype=object)[clusters.cluster[pruned]]))
     d.clusters = cluster_table(clusters, rest, d.keep, cfg.neighbors)
     for row, w, q in zip(d.clusters, weights, quota, strict=True):
         row.update(weight=float(w), quota=int(q))
     d.notes["dbp"] = {"eps": cfg.dedup_eps, "duplicates": len(duplicate), "tau": cfg.tau,
                       "neighbors": cfg.neighbors, "balance": cfg.balance}  # fmt: skip
+
+
+def _split_duplicates(samples: Samples, rows: np.ndarray,
+                      threshold: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The rows more similar than `threshold` to an earlier member, and the others."""
+    similarity = samples.max_similarity[rows]
+    return rows[similarity > threshold], rows[similarity <= threshold]
+
+
+def _quotas(clusters: Clustering, rows: np.ndarray, total: int,
+            cfg: PruneConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Complexity weights, sizes and kept quotas of the clusters, over `rows`."""
+    k = len(clusters.centroids)
+    d_intra, sizes = intra_cluster_distance(clusters.cluster[rows], clusters.distance[rows], k)
+    d_inter = inter_cluster_distance(clusters.centroids, cfg.neighbors)
+    weights = complexity_weights(cluster_complexity(d_intra, d_inter, sizes), cfg.tau)
+    try:
+        quota = quotas(weights, sizes, total, balance_lower_bounds(sizes, total, cfg.balance))
+    except QuotaError as exc:
+        raise CurateError(f"--metric dbp: {exc}") from None
+    return weights, sizes, quota
+
+
+def _hardest_in_clusters(clusters: Clustering, rows: np.ndarray,
+                         quota: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Mask over `rows` (ascending) of the `quota[j]` members of each cluster j farthest from
+    its centroid; ties go to the smaller id, since ids ascend with rows and the sort is stable
+    (no id key to sort by)."""
+    cluster = clusters.cluster[rows]
+    order = np.lexsort((-clusters.distance[rows], cluster))
+    sizes = np.bincount(cluster, minlength=len(quota))
+    keep = np.zeros(len(rows), dtype=bool)
+    for start, count in zip(np.cumsum(sizes) - sizes, quota, strict=True):
+        keep[order[start : start + count]] = True  # the first of the cluster in `order`
+    return keep
 
 
 def cluster_table(clusters: Clustering, rows: np.ndarray, keep: np.ndarray,
@@ -211,9 +277,10 @@ def _clip_filter(samples: Samples, cfg: PruneConfig, d: Decision, rows: np.ndarr
     else:
         passed = captioned & (scores >= threshold)
     below = rows[captioned & ~passed]
-    d.reason[rows[~captioned]] = "no_caption"
-    d.reason[below] = "below_clip_threshold"
-    d.detail[below] = [f"clip score {s:.4f} < {threshold:.4f}" for s in samples.clip_score[below]]
+    d.mark(rows[~captioned], "no_caption")
+    d.mark(below, "below_clip_threshold")
+    d.details.append(Detail(below, f"clip score {{:.4f}} < {threshold:.4f}",
+                            samples.clip_score[below]))  # fmt: skip
     d.notes["filter"] = {"filter": cfg.filter, "threshold": threshold,
                          "passed": int(passed.sum()), "candidates": len(rows)}  # fmt: skip
     return rows[passed]
@@ -233,10 +300,8 @@ def decide(samples: Samples, config: PruneConfig) -> Decision:
     n = len(samples)
     d = Decision(
         keep=np.zeros(n, dtype=bool),
-        reason=np.full(n, FAILED, dtype=object),
-        detail=np.full(n, None, dtype=object),
+        codes=np.full(n, _CODES[FAILED], dtype=np.uint8),
         score=np.full(n, np.nan),
-        related=np.full(n, -1, dtype=np.int64),
     )
     rows = np.flatnonzero(samples.valid)
     target = kept_count(len(rows), config.rate)

@@ -6,11 +6,14 @@ sweep over rates and metrics never recomputes embeddings, clusters or scores.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curation.config import PruneConfig
 from curation.storage import Folder
@@ -35,9 +38,9 @@ class Samples:
     ids: np.ndarray  # int64: shard index << 32 | position
     valid: np.ndarray  # bool: embedded (not failed)
     label: np.ndarray  # int64, -1 when unknown
-    clip_score: np.ndarray  # float64, nan without caption or when not computed
     clusters: Clustering
     shard_sizes: np.ndarray  # rows per shard, to split columns back per shard
+    clip_score: np.ndarray | None = None  # float64, nan without caption; for --filter only
     el2n: np.ndarray | None = None  # float64, nan when unlabelled
     max_similarity: np.ndarray | None = None  # SemDeDup: highest similarity to an earlier member
     nearest: np.ndarray | None = None  # SemDeDup: id of that member, -1 for none
@@ -46,8 +49,9 @@ class Samples:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def per_shard(self, column: np.ndarray) -> list[np.ndarray]:
-        return np.split(column, np.cumsum(self.shard_sizes)[:-1])
+    def shard_rows(self) -> list[slice]:
+        """Each shard's rows, to split columns back per shard."""
+        return _slices(self.shard_sizes)
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Global row of each id (ids are shard << 32 | position; a row per position)."""
@@ -55,41 +59,80 @@ class Samples:
         return offsets[ids >> 32] + (ids & POSITION_MASK)
 
 
-def _clustering(run: Folder, units: list[str], centroids: str, assigned: str) -> Clustering:
-    table = pa.concat_tables([read_table(run, assigned, f"{u}.parquet") for u in units])
-    return Clustering(
-        centroids=load_array(run, centroids, "centroids.npy"),
-        cluster=table["cluster"].to_numpy(),
-        distance=table["distance"].cast(pa.float64()).to_numpy(zero_copy_only=False),
-    )
+def _slices(sizes: np.ndarray) -> list[slice]:
+    """Consecutive row ranges of the given sizes."""
+    return [slice(start, end) for start, end in pairwise(np.cumsum([0, *sizes]))]
+
+
+def _shard_sizes(run: Folder, units: list[str]) -> np.ndarray:
+    """Rows per shard, from the parquet footers alone."""
+    sizes = []
+    for unit in units:
+        with run.open_read("embed", f"{unit}.parquet") as f:
+            sizes.append(pq.read_metadata(f).num_rows)
+    return np.array(sizes, dtype=np.int64)
+
+
+def _shards(
+    run: Folder, folder: str, units: list[str], rows: list[slice], columns: list[str] | None = None
+) -> Iterator[tuple[slice, pa.Table]]:
+    """Each shard's rows and table. Callers copy its columns into arrays allocated once: a
+    table of every shard, or per-shard arrays concatenated at the end, would double the peak
+    (freed small arrays stay on the heap)."""
+    for unit, shard_rows in zip(units, rows, strict=True):
+        yield shard_rows, read_table(run, folder, f"{unit}.parquet", columns=columns)
+
+
+def _clustering(
+    run: Folder, units: list[str], rows: list[slice], centroids: str, assigned: str
+) -> Clustering:
+    n = rows[-1].stop if rows else 0
+    cluster, distance = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.float64)
+    for part, table in _shards(run, assigned, units, rows):
+        cluster[part] = table["cluster"].to_numpy()
+        distance[part] = table["distance"].to_numpy()  # float32 to float64: exact
+    return Clustering(load_array(run, centroids, "centroids.npy"), cluster, distance)
 
 
 def load_samples(run: Folder, units: list[str], config: PruneConfig) -> Samples:
-    columns = ["id", "status", "label", "clip_score"]
-    tables = [read_table(run, "embed", f"{u}.parquet", columns=columns) for u in units]
-    table = pa.concat_tables(tables)
+    sizes = _shard_sizes(run, units)
+    rows = _slices(sizes)
+    n = int(sizes.sum())
+    ids, valid = np.empty(n, dtype=np.int64), np.empty(n, dtype=bool)
+    label = np.empty(n, dtype=np.int64)
+    for part, table in _shards(run, "embed", units, rows, ["id", "status", "label"]):
+        ids[part] = table["id"].to_numpy()
+        valid[part] = pc.equal(table["status"], "ok").to_numpy()
+        label[part] = table["label"].to_numpy()
     samples = Samples(
-        ids=table["id"].to_numpy(),
-        valid=pc.equal(table["status"], "ok").to_numpy(zero_copy_only=False).astype(bool),
-        label=table["label"].to_numpy(),
-        clip_score=table["clip_score"].to_numpy(zero_copy_only=False),
-        clusters=_clustering(run, units, "cluster", "assign"),
-        shard_sizes=np.array([len(t) for t in tables], dtype=np.int64),
+        ids=ids,
+        valid=valid,
+        label=label,
+        clusters=_clustering(run, units, rows, "cluster", "assign"),
+        shard_sizes=sizes,
     )
+    if config.needs_captions:
+        samples.clip_score = np.empty(n, dtype=np.float64)
+        for part, table in _shards(run, "embed", units, rows, ["clip_score"]):
+            samples.clip_score[part] = table["clip_score"].to_numpy()
     if config.needs_el2n:
-        samples.el2n = np.concatenate([load_array(run, "el2n", f"{u}.npy") for u in units])
+        samples.el2n = np.empty(n, dtype=np.float64)
+        for unit, part in zip(units, rows, strict=True):
+            samples.el2n[part] = load_array(run, "el2n", f"{unit}.npy")
     if config.needs_dedup:
         _add_dedup(samples, run)
     if config.metric == "dbp":
-        samples.dbp_clusters = _clustering(run, units, "dbp_cluster", "dbp_assign")
+        samples.dbp_clusters = _clustering(run, units, rows, "dbp_cluster", "dbp_assign")
     return samples
 
 
 def _add_dedup(samples: Samples, run: Folder) -> None:
-    buckets = [name for name in run.listdir("dedup") if name.endswith(".parquet")]
-    table = pa.concat_tables([read_table(run, "dedup", name) for name in buckets])
-    rows = samples.rows_of(table["id"].to_numpy())
+    """Scatter SemDeDup's results into place one bucket at a time."""
     samples.max_similarity = np.full(len(samples), -np.inf)
     samples.nearest = np.full(len(samples), -1, dtype=np.int64)
-    samples.max_similarity[rows] = table["max_similarity"].to_numpy()
-    samples.nearest[rows] = table["nearest"].to_numpy()
+    for name in run.listdir("dedup"):
+        if name.endswith(".parquet"):
+            table = read_table(run, "dedup", name)
+            rows = samples.rows_of(table["id"].to_numpy())
+            samples.max_similarity[rows] = table["max_similarity"].to_numpy()
+            samples.nearest[rows] = table["nearest"].to_numpy()
