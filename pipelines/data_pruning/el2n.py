@@ -30,7 +30,8 @@ def score_el2n(ctx: Context, unit: str) -> dict:
         shard_rows, shard_labels = _labelled(ctx, shard_unit)
         rows.append(shard_rows)
         labels.append(shard_labels[shard_rows])
-        vectors.append(load_array(ctx.run, "embed", f"{shard_unit}.npy")[shard_rows])
+        if len(shard_rows):  # a shard with no embedded sample has a (n, 0) array
+            vectors.append(load_array(ctx.run, "embed", f"{shard_unit}.npy")[shard_rows])
         sizes.append(len(shard_labels))
     y = np.concatenate(labels)
     if len(y) == 0:

@@ -114,6 +114,20 @@ def test_el2n_and_ccs_keep_the_requested_count(captioned, tmp_path, tiny_clip):
     assert table[table["reason"] == "stratum_budget"]["detail"].str.startswith("stratum").all()
 
 
+def test_el2n_with_a_shard_of_failed_samples_only(captioned, tmp_path, tiny_clip):
+    import tarfile
+
+    from conftest import add_member
+
+    broken = tmp_path / "broken.tar"
+    with tarfile.open(broken, "w") as tar:
+        add_member(tar, "bad.jpg", b"not an image")
+        add_member(tar, "bad.cls", b"1")
+    result = run_prune([*captioned, broken], tmp_path / "out", tiny_clip, metric="el2n",
+                       el2n_models=1, el2n_epochs=1)  # fmt: skip
+    assert (result["failed_samples"], result["kept_samples"]) == (1, 60)
+
+
 def test_clip_score_filter_runs_before_the_metric(captioned, tmp_path, tiny_clip):
     out = tmp_path / "out"
     run = out / "_run"
