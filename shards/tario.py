@@ -238,47 +238,50 @@ def iter_members(stream: BinaryIO) -> Iterator[Member]:
             long_name = None
 
 
-def _starts_sample(current: Sample | None, seen: set[str], key: str, ext: str) -> bool:
-    return current is None or key != current.key or ext in seen
+class _Grouper:
+    """webdataset's grouping: consecutive members with one key form a sample; a repeated
+    extension starts a new sample, so a key written twice in a row stays two samples."""
+
+    def __init__(self) -> None:
+        self.current: Sample | None = None
+        self._seen: set[str] = set()
+        self._position = -1
+
+    def place(self, name: str) -> Sample | None:
+        """Make the sample of member `name` current; return the sample this closes, if any."""
+        key, ext = split_key(name)
+        if self.current is not None and key == self.current.key and ext not in self._seen:
+            self._seen.add(ext)
+            return None
+        closed, self._position = self.current, self._position + 1
+        self.current, self._seen = Sample(key, self._position), {ext}
+        return closed
 
 
 def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
-    """Samples in shard order, grouped by key as webdataset does (a repeated extension starts
-    a new sample, so a key written twice in a row stays two samples).
+    """Samples in shard order, grouped by key as webdataset does.
 
     On damage, ShardFormatError is raised after every intact sample. When the damage cuts a
     member's data, the sample that member belongs to is yielded with `error` set (a member
     that starts a new sample leaves the one before it whole); damage between members leaves
     the sample read so far intact, as webdataset would read it.
     """
-    current: Sample | None = None
-    seen: set[str] = set()
-    position = 0
+    group = _Grouper()
     try:
         for member in iter_members(stream):
-            key, ext = split_key(member.name)
-            if _starts_sample(current, seen, key, ext):
-                if current is not None:
-                    yield current
-                    position += 1
-                current = Sample(key, position)
-                seen = set()
-            current.members.append(member)
-            seen.add(ext)
+            if (closed := group.place(member.name)) is not None:
+                yield closed
+            group.current.members.append(member)
     except ShardFormatError as exc:
         if exc.member is not None:
-            key, ext = split_key(exc.member)
-            if _starts_sample(current, seen, key, ext):
-                if current is not None:
-                    yield current
-                    position += 1
-                current = Sample(key, position)
-            current.error = f"shard damaged while reading this sample: {exc}"
-        if current is not None:
-            yield current
+            if (closed := group.place(exc.member)) is not None:
+                yield closed
+            group.current.error = f"shard damaged while reading this sample: {exc}"
+        if group.current is not None:
+            yield group.current
         raise
-    if current is not None:
-        yield current
+    if group.current is not None:
+        yield group.current
 
 
 def _ustar_header(name: str, size: int) -> bytes | None:
