@@ -15,6 +15,13 @@ Metric = Literal["prototypicality", "random", "dbp", "semdedup", "el2n", "ccs"]
 CLIP_FILTERS = ("clip-score", "clip-score-top")
 
 
+def at_least_one(value: int) -> int:
+    """Shared check for counts (clusters, workers, seeds...)."""
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
 class PruneConfig(BaseModel):
     """Everything a run depends on; stages hash the parts they use."""
 
@@ -99,9 +106,7 @@ class PruneConfig(BaseModel):
     )
     @classmethod
     def _positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError(f"must be at least 1, got {value}")
-        return value
+        return at_least_one(value)
 
     @model_validator(mode="after")
     def _scheduler_needs_dask(self) -> PruneConfig:

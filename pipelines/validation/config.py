@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from curation.config import at_least_one
 from metrics.kd import kd_alpha
 
 MIN_STEPS = 200  # a floor for small data sets, where a few epochs are only a few steps
@@ -37,9 +38,7 @@ class ValidationConfig(BaseModel):
     @field_validator("hidden", "image_size", "batch_size", "seeds")
     @classmethod
     def _positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError(f"must be at least 1, got {value}")
-        return value
+        return at_least_one(value)
 
     @field_validator("epochs", "temperature")
     @classmethod
