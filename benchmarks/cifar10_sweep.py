@@ -1,4 +1,4 @@
-"""CIFAR-10 pruning sweep: every metric of `decide.METRICS` at rates 0.3, 0.5, 0.7 and 0.9,
+"""CIFAR-10 pruning sweep: every criterion at rates 0.3, 0.5, 0.7 and 0.9,
 with and without knowledge distillation, at matched compute; then the HTML report.
 
     python benchmarks/cifar10_sweep.py [--per-class 500] [--seeds 3] [--work DIR]
@@ -26,11 +26,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
 from efficientnet_lite0 import convert  # noqa: E402
 
-from curation.config import PruneConfig  # noqa: E402
+from pipelines.data_pruning.config import PruneConfig  # noqa: E402
 from pipelines.data_pruning.runner import prune  # noqa: E402
 from pipelines.report.build import build_report  # noqa: E402
 from pipelines.sweep import sweep  # noqa: E402
-from pipelines.validation.config import ValidationConfig  # noqa: E402
+from pipelines.validation.config import SweepPlan, ValidationConfig  # noqa: E402
 from pipelines.validation.validate import validate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpg" / "cifar10_jpg_full.tar"
@@ -112,7 +112,7 @@ def main() -> int:
     prune(config)
     pruned = time.time()
     validation = ValidationConfig(probe=args.probe, seeds=args.seeds)
-    result = sweep(config.run_dir, validation, RATES)
+    result = sweep(config.run_dir, validation, SweepPlan(rates=RATES))
     swept = time.time()
     validate(config.run_dir, validation)
     report = build_report(config.run_dir)

@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curation.config import PruneConfig
 from curation.stage import Context
 from curation.storage import Folder
-from pipelines.data_pruning.embed import ROW_SCHEMA
-from pipelines.data_pruning.layout import save_array, unit_name, write_table
+from pipelines.data_pruning.config import PruneConfig
+from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.schema import ROW_SCHEMA, save_array, unit_name, write_table
 
 REPO = Path(__file__).resolve().parents[1]
-METRICS = ["prototypicality", "random", "semdedup", "dbp", "el2n", "ccs"]
+METRICS = list(CRITERIA)
 PER_SHARD = 10_000
 CLUSTERS = 1_000
 DIM = 512

@@ -22,11 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from curation.config import PruneConfig
-from curation.stage import Context, configure_threads
+from curation.executors import local_threads
+from curation.stage import Context
 from curation.storage import Folder
+from pipelines.data_pruning.config import PruneConfig
 from pipelines.data_pruning.embed import embed_shard
 from pipelines.data_pruning.reshard import copy_kept
+from pipelines.data_pruning.workers import setup_threads
 from pipelines.embedders import load_embedder
 from shards.tario import TarWriter, iter_samples
 
@@ -136,8 +138,8 @@ def main() -> None:
             pretrained="random",
             batch_size=args.batch_size,
         )
-        ctx = Context(Folder(config.run_dir), config, config.threads)
-        configure_threads(ctx.threads)
+        ctx = Context(Folder(config.run_dir), config, local_threads(1))
+        setup_threads(ctx)
         units = [f"{i:05d}" for i in range(len(shards))]
         time_embed(ctx, units[:1])  # warm-up: model load, first-call allocations
         embed, model = [], []

@@ -1,53 +1,16 @@
-"""Runs a pipeline's stages in order on an executor: resume, invalidation, progress."""
+"""Runs a pipeline's stages in order on an executor: resume, invalidation, progress.
+
+Split in three steps (`prepare_stage`, the units, `finish_stage`) so that a scheduler that
+runs units itself (Airflow's mapped tasks) drives a stage exactly as the executors do.
+"""
 
 from __future__ import annotations
 
+from curation import rundir
 from curation.errors import CurateError
 from curation.executors import Executor
 from curation.progress import StageProgress
 from curation.stage import Context, Stage, stage_hash
-
-
-def prepare_stage(stage: Stage, ctx: Context, digest: str) -> None:
-    """Keep the stage's finished units only when its config (and upstream) is unchanged."""
-    run = ctx.run
-    recorded = None
-    if run.exists(stage.name, "stage.json"):
-        recorded = run.read_json(stage.name, "stage.json")["hash"]
-    if recorded != digest:
-        run.remove(stage.name)
-        if stage.clean is not None:
-            stage.clean(ctx)
-        run.write_json({"stage": stage.name, "hash": digest}, stage.name, "stage.json")
-    run.remove_temporaries(stage.name)
-
-
-def run_stage(stage: Stage, ctx: Context, executor: Executor, digest: str) -> None:
-    prepare_stage(stage, ctx, digest)
-    units = stage.units(ctx)
-    ctx.run.write_json(units, stage.name, "units.json")
-    done = set(ctx.run.listdir(stage.name, "done"))
-    pending = [u for u in units if u not in done]
-    progress = StageProgress(stage.name, len(units), len(units) - len(pending))
-    failures: list[tuple[str, BaseException]] = []
-    try:
-        for unit, result in executor.map(stage, pending, ctx):
-            if isinstance(result, BaseException):
-                failures.append((unit, result))
-            else:
-                progress.advance(int(result.get("samples", 0)))
-    finally:
-        progress.close()
-    if failures:
-        for _, exc in failures:
-            if isinstance(exc, CurateError):
-                raise exc
-        unit, exc = failures[0]
-        raise CurateError(
-            f"stage {stage.name}: {len(failures)} of {len(units)} units failed "
-            f"(first: unit {unit}: {type(exc).__name__}: {exc}); "
-            f"details in {ctx.run.url_of(stage.name, 'errors')}"
-        )
 
 
 def stage_digests(stages: list[Stage], config) -> dict[str, str]:
@@ -57,6 +20,59 @@ def stage_digests(stages: list[Stage], config) -> dict[str, str]:
     for stage in stages:
         upstream = digests[stage.name] = stage_hash(stage, config, upstream)
     return digests
+
+
+def prepare_stage(stage: Stage, ctx: Context, digest: str) -> list[str]:
+    """Keep the stage's finished units only when its config (and upstream) is unchanged;
+    record its unit list; return the units still to run."""
+    run = ctx.run
+    if rundir.recorded_hash(run, stage.name) != digest:
+        run.remove(stage.name)
+        if stage.clean is not None:
+            stage.clean(ctx)
+        rundir.record_hash(run, stage.name, digest)
+    run.remove_temporaries(stage.name)
+    units = stage.units(ctx)
+    rundir.write_units(run, stage.name, units)
+    done = set(rundir.done_units(run, stage.name))
+    return [u for u in units if u not in done]
+
+
+def finish_stage(stage: Stage, ctx: Context, failures: list[tuple[str, BaseException]]) -> None:
+    """Raise when a unit failed (a user error as itself) or is not done."""
+    for _, exc in failures:
+        if isinstance(exc, CurateError):
+            raise exc
+    units = rundir.read_units(ctx.run, stage.name) or []
+    missing = sorted(set(units) - set(rundir.done_units(ctx.run, stage.name)))
+    if not failures and not missing:
+        return
+    if failures:
+        unit, exc = failures[0]
+        first = f"unit {unit}: {type(exc).__name__}: {exc}"
+    else:
+        errors = rundir.error_units(ctx.run, stage.name)
+        first = f"unit {missing[0]} is not done" + (f" (error in {errors[0]})" if errors else "")
+    raise CurateError(
+        f"stage {stage.name}: {len(failures) or len(missing)} of {len(units)} units failed "
+        f"(first: {first}); details in {ctx.run.url_of(stage.name, 'errors')}"
+    )
+
+
+def run_stage(stage: Stage, ctx: Context, executor: Executor, digest: str) -> None:
+    pending = prepare_stage(stage, ctx, digest)
+    total = len(rundir.read_units(ctx.run, stage.name) or [])
+    progress = StageProgress(stage.name, total, total - len(pending))
+    failures: list[tuple[str, BaseException]] = []
+    try:
+        for unit, result in executor.map(stage, pending, ctx):
+            if isinstance(result, BaseException):
+                failures.append((unit, result))
+            else:
+                progress.advance(int(result.get("samples", 0)))
+    finally:
+        progress.close()
+    finish_stage(stage, ctx, failures)
 
 
 def run_stages(stages: list[Stage], ctx: Context, executor: Executor) -> None:

@@ -1,23 +1,33 @@
-"""Executors only schedule: each runs `run_unit` over the pending units of a stage."""
+"""Executors only schedule: each runs `run_unit` over the pending units of a stage, and gives
+each unit the threads of the worker that runs it."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+import os
+import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Protocol
 
+from curation.errors import CurateError
 from curation.stage import Context, Stage, run_unit
 
 Result = tuple[str, dict | BaseException]
+SCHEDULER_TIMEOUT_S = 10
 
 
 class Executor(Protocol):
-    workers: int
-
     def map(self, stage: Stage, units: list[str], ctx: Context) -> Iterator[Result]: ...
 
     def close(self) -> None: ...
+
+
+def local_threads(workers: int) -> int:
+    """This machine's cores shared between `workers` processes."""
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 class LocalExecutor:
@@ -29,6 +39,7 @@ class LocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
 
     def map(self, stage: Stage, units: list[str], ctx: Context) -> Iterator[Result]:
+        ctx = dataclasses.replace(ctx, threads=local_threads(self.workers))
         if self.workers == 1:
             for unit in units:
                 try:
@@ -50,6 +61,19 @@ class LocalExecutor:
             self._pool = None
 
 
+_WORKER_LOCK = threading.Lock()
+
+
+def run_on_worker(stage: Stage, unit: str, ctx: Context) -> dict:
+    """A unit on a Dask worker: it owns the worker process while it runs (one unit at a time)
+    and uses the worker's `nthreads` threads."""
+    from distributed import get_worker
+
+    with _WORKER_LOCK:
+        threads = max(1, get_worker().state.nthreads)
+        return run_unit(stage, unit, dataclasses.replace(ctx, threads=threads))
+
+
 class DaskExecutor:
     """`client.map` over units (pure=False: units write files; retries: they are idempotent).
     Starts a LocalCluster of `workers` single-threaded processes when no scheduler is given."""
@@ -60,14 +84,23 @@ class DaskExecutor:
         self.retries = retries
         if scheduler:
             self._cluster = None
-            self._client = Client(scheduler)
-            self.workers = max(1, len(self._client.scheduler_info()["workers"]))
+            try:
+                self._client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+            except (OSError, TimeoutError) as exc:
+                raise CurateError(
+                    f"cannot reach the Dask scheduler {scheduler} within "
+                    f"{SCHEDULER_TIMEOUT_S} s ({type(exc).__name__}): is it running?"
+                ) from None
         else:
             self._cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=workers,
+                threads_per_worker=local_threads(workers),
+                processes=True,
+                dashboard_address=None,
             )
             self._client = Client(self._cluster)
-            self.workers = workers
+        if "dashboard" in self._client.scheduler_info().get("services", {}):
+            print(f"Dask dashboard: {self._client.dashboard_link}", file=sys.stderr)
 
     def map(self, stage: Stage, units: list[str], ctx: Context) -> Iterator[Result]:
         from distributed import as_completed as dask_completed
@@ -75,7 +108,7 @@ class DaskExecutor:
         if not units:
             return
         futures = self._client.map(
-            run_unit,
+            run_on_worker,
             [stage] * len(units),
             units,
             [ctx] * len(units),

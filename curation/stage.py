@@ -3,24 +3,30 @@
 Every executor (local pool, Dask, an Airflow task) calls `run_unit`, which makes a unit
 idempotent and resumable: its outputs are renamed into place by the stage function, then its
 stats, then its done marker, last.
+
+Stage functions are named by import path (`Lazy`), so declaring a pipeline imports nothing
+heavy: a worker imports the module of a stage only when it runs one of its units.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from curation import rundir
 from curation.storage import Folder
 
 
 @dataclass(frozen=True)
 class Context:
-    """What a unit needs to run anywhere: picklable, no open handles."""
+    """What a unit needs to run anywhere: picklable, no open handles. `threads` is what the
+    worker running the unit gives it (set by the executor)."""
 
     run: Folder
     config: Any
@@ -28,16 +34,31 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Lazy:
+    """A function named `module:function`, imported on first call; extra keyword arguments are
+    bound. Pickles as its name, so a worker imports only the stages it runs."""
+
+    path: str
+    kwargs: dict = field(default_factory=dict)
+
+    def __call__(self, *args: Any) -> Any:
+        module, _, name = self.path.partition(":")
+        return getattr(importlib.import_module(module), name)(*args, **self.kwargs)
+
+
+@dataclass(frozen=True)
 class Stage:
     """`units(ctx)` lists work units in a fixed order; `process(ctx, unit)` writes the unit's
     outputs and returns its stats (with at least `samples`); `params(config)` is the part of
-    the config the outputs depend on; `clean(ctx)` removes outputs kept outside the run
-    directory when the stage is invalidated."""
+    the config the outputs depend on; `setup(ctx)` prepares a worker once before its first
+    unit of the stage (threads, model caches); `clean(ctx)` removes outputs kept outside the
+    run directory when the stage is invalidated."""
 
     name: str
     units: Callable[[Context], list[str]]
     process: Callable[[Context, str], dict]
     params: Callable[[Any], dict]
+    setup: Callable[[Context], None] | None = None
     clean: Callable[[Context], None] | None = None
 
 
@@ -47,32 +68,28 @@ def stage_hash(stage: Stage, config: Any, upstream: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def configure_threads(threads: int) -> None:
-    """Same thread counts under every executor, so floating-point results match byte for byte."""
-    import faiss
-    import torch
+_SET_UP: set[tuple[str, str, int]] = set()  # (run, stage, threads) set up in this process
 
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    faiss.omp_set_num_threads(threads)
+
+def _setup_once(stage: Stage, ctx: Context) -> None:
+    key = (ctx.run.url, stage.name, ctx.threads)
+    if stage.setup is not None and key not in _SET_UP:
+        stage.setup(ctx)
+        _SET_UP.add(key)
 
 
 def run_unit(stage: Stage, unit: str, ctx: Context) -> dict:
     """Run one unit unless its done marker exists; return its stats."""
     run = ctx.run
-    if run.exists(stage.name, "done", unit):
-        return run.read_json(stage.name, "stats", f"{unit}.json")
-    configure_threads(ctx.threads)
+    if rundir.is_done(run, stage.name, unit):
+        return rundir.read_stats(run, stage.name, unit)
+    _setup_once(stage, ctx)
     start = time.time()
     try:
         stats = stage.process(ctx, unit)
     except Exception as exc:
-        record = {"unit": unit, "error": f"{type(exc).__name__}: {exc}"}
-        record["traceback"] = traceback.format_exc()
-        run.write_json(record, stage.name, "errors", f"{unit}.json")
+        rundir.write_error(run, stage.name, unit, exc, traceback.format_exc())
         raise
     stats = {**stats, "unit": unit, "seconds": round(time.time() - start, 3)}
-    run.write_json(stats, stage.name, "stats", f"{unit}.json")
-    run.write_bytes(b"", stage.name, "done", unit)
-    run.remove(stage.name, "errors", f"{unit}.json")
+    rundir.finish_unit(run, stage.name, unit, stats)
     return stats

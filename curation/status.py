@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from curation.errors import CurateError
+from curation import rundir
 from curation.storage import Folder
 
 
@@ -26,27 +26,24 @@ class StageStatus:
         return "done" if self.done == self.units else "in progress"
 
 
-def read_status(run_dir: str) -> list[StageStatus]:
-    run = Folder(run_dir)
-    if not run.exists("config.json"):
-        raise CurateError(f"not a curate run directory (no config.json): {run_dir}")
-    stages = [name for name, _ in run.read_json("config.json")["stages"]]
-    found = []
-    for name in stages:
-        units = len(run.read_json(name, "units.json")) if run.exists(name, "units.json") else None
-        stats = [
-            run.read_json(name, "stats", f)
-            for f in run.listdir(name, "stats")
-            if f.endswith(".json")
-        ]
-        found.append(
-            StageStatus(
-                name=name,
-                units=units,
-                done=len(run.listdir(name, "done")),
-                samples=sum(int(s.get("samples", 0)) for s in stats),
-                seconds=sum(float(s.get("seconds", 0.0)) for s in stats),
-                errors=len(run.listdir(name, "errors")),
-            )
-        )
+def _stage_status(run: Folder, stage: str, label: str) -> StageStatus:
+    units = rundir.read_units(run, stage)
+    stats = rundir.all_stats(run, stage)
+    return StageStatus(
+        name=label,
+        units=None if units is None else len(units),
+        done=len(rundir.done_units(run, stage)),
+        samples=sum(int(s.get("samples", 0)) for s in stats),
+        seconds=sum(float(s.get("seconds", 0.0)) for s in stats),
+        errors=len(rundir.error_units(run, stage)),
+    )
+
+
+def read_status(run: Folder) -> list[StageStatus]:
+    """Every stage of the run, then those of the runs nested in it (`validate/train`...)."""
+    found = [_stage_status(run, name, name) for name in rundir.stage_names(run)]
+    for nested in rundir.nested_runs(run):
+        inner = Folder(run.url_of(nested))
+        found += [_stage_status(inner, name, f"{nested}/{name}")
+                  for name in rundir.stage_names(inner)]  # fmt: skip
     return found

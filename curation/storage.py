@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import posixpath
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,11 @@ from typing import Any, BinaryIO
 import fsspec
 
 TMP_MARK = ".tmp-"
+
+
+def absolute(path: str) -> str:
+    """A local path made absolute; a URL as it is."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 class Folder:

@@ -3,8 +3,10 @@ Knowledge in Data Pruning"): the loss, and how much weight the teacher gets."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported by the loss only: the alpha rule is needed without it
+    import torch
 
 ALPHA_AT_FULL_DATA = 0.5
 
@@ -24,6 +26,8 @@ def kd_loss(
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    import torch.nn.functional as F
+
     hard = F.cross_entropy(student_logits, labels)
     soft = F.kl_div(
         F.log_softmax(student_logits / temperature, dim=-1),

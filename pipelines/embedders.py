@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from curation.config import RANDOM_WEIGHTS
 from curation.errors import CurateError
 
 TIMM_PREFIX = "timm:"
+RANDOM_WEIGHTS = "random"  # --pretrained random: seeded untrained weights, for smoke tests
 MAX_DECODE_PIXELS = 40_000_000  # about 160 MB as RGBA; web images above this are rare
 
 

@@ -11,11 +11,11 @@ import time
 
 from curation.errors import CurateError
 from pipelines.data_pruning import decide as decide_module
+from pipelines.data_pruning.finished import open_run
 from pipelines.data_pruning.runner import ensure_scores
 from pipelines.plotting import new_figure, png_bytes
-from pipelines.run_dir import open_run
-from pipelines.validation.compare import Comparison, spread
-from pipelines.validation.config import ValidationConfig
+from pipelines.validation.compare import Comparison, format_accuracy, spread
+from pipelines.validation.config import SweepPlan, ValidationConfig
 
 KD_MODES = {"off": (False,), "on": (True,), "both": (False, True)}
 FULL = "full"
@@ -31,19 +31,6 @@ COLUMNS = (
     "seeds",
     "accuracies",
 )
-
-
-def _check(rates: list[float], metrics: list[str], kd: str) -> None:
-    bad = [r for r in rates if not 0.0 < r < 1.0]
-    if not rates or bad:
-        raise CurateError(f"--rates must be fractions removed, each in (0, 1); got {rates}")
-    unknown = [m for m in metrics if m not in decide_module.METRICS]
-    if unknown:
-        raise CurateError(
-            f"unknown metric {unknown[0]!r}: choose from {', '.join(decide_module.METRICS)}"
-        )
-    if kd not in KD_MODES:
-        raise CurateError(f"--kd must be one of {', '.join(KD_MODES)}, got {kd!r}")
 
 
 def _row(
@@ -65,17 +52,10 @@ def _row(
     }
 
 
-def sweep(
-    run_dir: str,
-    config: ValidationConfig,
-    rates: list[float],
-    metrics: list[str] | None = None,
-    kd: str = "both",
-) -> dict:
-    """Every metric of `decide.METRICS` (or `metrics`) at every rate; returns sweep.json."""
+def sweep(run_dir: str, config: ValidationConfig, plan: SweepPlan) -> dict:
+    """Every metric of the plan at every rate; returns sweep.json."""
     start = time.time()
-    metrics = metrics or list(decide_module.METRICS)
-    _check(rates, metrics, kd)
+    rates, metrics, kd = plan.rates, plan.metrics, plan.kd
     run = open_run(run_dir, ("embed", "assign"))
     samples = run.samples()
     compare = Comparison(run, samples, config)
@@ -117,7 +97,7 @@ def sweep(
                     )
                 )
     result = {
-        "run_dir": run_dir,
+        "run_dir": run.run.url,
         "rates": rates,
         "metrics": metrics,
         "kd": kd,
@@ -161,9 +141,11 @@ def results_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _cell(row: dict) -> str:
-    text = f"{100 * row['accuracy_mean']:.2f}"
-    return text + (f" ± {100 * row['accuracy_std']:.2f}" if row["seeds"] > 1 else "")
+def cell(row: dict) -> str:
+    """A row's accuracy in percent, with its spread over seeds."""
+    accuracy = {"mean": row["accuracy_mean"], "std": row["accuracy_std"],
+                "per_seed": row["accuracies"]}  # fmt: skip
+    return format_accuracy(accuracy, percent_sign=False)
 
 
 def results_markdown(result: dict) -> str:
@@ -179,7 +161,7 @@ def results_markdown(result: dict) -> str:
         + " | ".join(f"rate {r:g} (keep {1 - r:.0%})" for r in rates)
         + " |",
         "|---|---|---|" + "---|" * len(rates),
-        f"| full data | no | {_cell(full)} |" + " |" * len(rates),
+        f"| full data | no | {cell(full)} |" + " |" * len(rates),
     ]
     by_key = {(r["metric"], r["kd"], r["rate"]): r for r in result["rows"]}
     for metric in result["metrics"]:
@@ -188,7 +170,7 @@ def results_markdown(result: dict) -> str:
             if any(cells):
                 lines.append(
                     f"| {metric} | {'yes' if kd else 'no'} | | "
-                    + " | ".join(_cell(c) if c else "" for c in cells)
+                    + " | ".join(cell(c) if c else "" for c in cells)
                     + " |"
                 )
     lines.append("")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.storage import Folder
-from pipelines.data_pruning.layout import read_table
+from pipelines.data_pruning import schema
 
 
 def repeated_keys(run: Folder, units: list[str], shards: list[str]) -> dict[int, str]:
@@ -19,8 +19,7 @@ def repeated_keys(run: Folder, units: list[str], shards: list[str]) -> dict[int,
     Counting runs in Arrow over the key column; only rows of repeated keys reach Python.
     """
     table = pa.concat_tables(
-        read_table(run, "embed", f"{unit}.parquet", columns=["key", "id", "shard", "position"])
-        for unit in units
+        schema.read_rows(run, unit, ["key", "id", "shard", "position"]) for unit in units
     )
     counts = table.group_by("key").aggregate([("key", "count")])
     repeated = counts.filter(pc.greater(counts["key_count"], 1))["key"]

@@ -7,31 +7,29 @@ set are held in memory (N x d float32); this bounds EL2N to sets that fit in mem
 from __future__ import annotations
 
 import numpy as np
-import pyarrow.compute as pc
 
 from curation.errors import NoResultError
 from curation.stage import Context
 from metrics.el2n import el2n
-from pipelines.data_pruning.layout import load_array, read_table, save_array, shard_units
+from pipelines.data_pruning import schema
 
 
 def _labelled(ctx: Context, unit: str) -> tuple[np.ndarray, np.ndarray]:
-    table = read_table(ctx.run, "embed", f"{unit}.parquet", columns=["status", "label"])
-    ok = pc.equal(table["status"], "ok").to_numpy(zero_copy_only=False).astype(bool)
+    table = schema.read_rows(ctx.run, unit, ["status", "label"])
     labels = table["label"].to_numpy()
-    return np.flatnonzero(ok & (labels >= 0)), labels
+    return np.flatnonzero(schema.valid_mask(table["status"]) & (labels >= 0)), labels
 
 
 def score_el2n(ctx: Context, unit: str) -> dict:
     cfg = ctx.config
-    units = shard_units(ctx)
+    units = schema.shard_units(ctx)
     rows, labels, vectors, sizes = [], [], [], []
     for shard_unit in units:
         shard_rows, shard_labels = _labelled(ctx, shard_unit)
         rows.append(shard_rows)
         labels.append(shard_labels[shard_rows])
         if len(shard_rows):  # a shard with no embedded sample has a (n, 0) array
-            vectors.append(load_array(ctx.run, "embed", f"{shard_unit}.npy")[shard_rows])
+            vectors.append(schema.read_embeddings(ctx.run, shard_unit)[shard_rows])
         sizes.append(len(shard_labels))
     y = np.concatenate(labels)
     if len(y) == 0:
@@ -43,5 +41,5 @@ def score_el2n(ctx: Context, unit: str) -> dict:
     for i, shard_unit in enumerate(units):
         column = np.full(sizes[i], np.nan)
         column[rows[i]] = scores[offsets[i] : offsets[i + 1]]
-        save_array(ctx.run, column, "el2n", f"{shard_unit}.npy")
+        schema.write_el2n(ctx.run, shard_unit, column)
     return {"samples": len(y), "classes": int(y.max()) + 1}

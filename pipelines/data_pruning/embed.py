@@ -16,31 +16,15 @@ import pyarrow as pa
 import torch
 from PIL import UnidentifiedImageError
 
-from curation.config import PruneConfig
 from curation.stage import Context
 from metrics.clip_score import clip_score
-from pipelines.data_pruning.layout import sample_ids, save_array, write_table
+from pipelines.data_pruning import schema
 from pipelines.embedders import Embedder, load_embedder
+from shards.extensions import IMAGE_EXTENSIONS
 from shards.paths import open_shard
 from shards.tario import Sample, ShardFormatError, iter_samples
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 DECODE_THREADS = 2
-
-ROW_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("key", pa.string()),
-        ("shard", pa.int32()),
-        ("position", pa.int32()),
-        ("label", pa.int64()),
-        ("caption", pa.string()),
-        ("nbytes", pa.int64()),
-        ("clip_score", pa.float64()),
-        ("status", pa.string()),
-        ("error", pa.string()),
-    ]
-)
 
 
 @dataclass
@@ -144,7 +128,7 @@ def _encode(
     embedder: Embedder,
     batch: list[Sample],
     decoding: list[Future],
-    cfg: PruneConfig,
+    cfg,
     rows: list[Row],
     vectors: list[np.ndarray],
 ) -> None:
@@ -191,7 +175,7 @@ def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) 
     positions = np.array([r.position for r in rows], dtype=np.int64)
     table = pa.table(
         {
-            "id": sample_ids(index, positions),
+            "id": schema.sample_ids(index, positions),
             "key": [r.key for r in rows],
             "shard": np.full(len(rows), index, dtype=np.int32),
             "position": positions.astype(np.int32),
@@ -199,10 +183,9 @@ def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) 
             "caption": [r.caption for r in rows],
             "nbytes": np.array([r.nbytes for r in rows], dtype=np.int64),
             "clip_score": np.array([r.clip_score for r in rows], dtype=np.float64),
-            "status": ["failed" if r.error else "ok" for r in rows],
+            "status": [schema.FAILED if r.error else schema.OK for r in rows],
             "error": [r.error for r in rows],
         },
-        schema=ROW_SCHEMA,
+        schema=schema.ROW_SCHEMA,
     )
-    save_array(ctx.run, matrix, "embed", f"{unit}.npy")
-    write_table(ctx.run, table, "embed", f"{unit}.parquet")
+    schema.write_embedded(ctx.run, unit, table, matrix)

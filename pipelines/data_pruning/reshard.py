@@ -14,7 +14,7 @@ import numpy as np
 from curation.errors import CurateError
 from curation.stage import Context
 from curation.storage import Folder
-from pipelines.data_pruning.layout import load_array
+from pipelines.data_pruning import schema
 from shards.paths import is_url, open_shard
 from shards.tario import GZIP_MAGIC, MemoryReader, ShardFormatError, TarWriter, iter_samples
 
@@ -78,8 +78,8 @@ def _copy(stream: BinaryIO, keep: np.ndarray, writer: TarWriter) -> tuple[int, i
 
 def reshard_shard(ctx: Context, unit: str) -> dict:
     source = ctx.config.shards[int(unit)]
-    keep = load_array(ctx.run, "select", "keep", f"{unit}.npy")
-    counts = ctx.run.read_json("select", "counts", f"{unit}.json")
+    keep = schema.read_keep(ctx.run, unit)
+    counts = schema.read_counts(ctx.run, unit)
     out = output_folder(ctx)
     start = time.time()
     with out.open_atomic(f"{unit}.tar") as stream:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from curation.config import PruneConfig
+from curation import rundir
 from curation.driver import run_stages, stage_digests
 from curation.errors import CurateError, NoResultError
 from curation.executors import make_executor
 from curation.stage import Context
 from curation.storage import Folder
-from pipelines.data_pruning import stages
+from pipelines.data_pruning import schema
+from pipelines.data_pruning.pipeline import NAME, scoring_stages, stages
 
-MARKER = ".curate-run.json"
 VERSIONED = ("curate", "torch", "open_clip_torch", "timm", "faiss-cpu", "numpy", "pyarrow")
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
@@ -37,7 +37,7 @@ def claim_output(out: Folder, run: Folder, overwrite: bool) -> bool:
             out.remove(name)
         run.remove()
         return True
-    if MARKER not in entries:
+    if rundir.MARKER not in entries:
         raise CurateError(
             f"output folder {out.url} is not empty ({len(entries)} entries) and holds no curate "
             "run: choose an empty folder, or pass --overwrite to replace its contents"
@@ -45,41 +45,33 @@ def claim_output(out: Folder, run: Folder, overwrite: bool) -> bool:
     return False
 
 
-def prune(config: PruneConfig, overwrite: bool = False) -> dict:
+def prune(config, overwrite: bool = False) -> dict:
     """Run (or resume) the pipeline; returns the summary."""
     out, run = Folder(config.output), Folder(config.run_dir)
     pipeline = stages(config)
     started_empty = claim_output(out, run, overwrite)
     out.makedirs()
     out.remove_temporaries()  # a killed reshard may have left a half-written shard
-    out.write_json({"run_dir": config.run_dir}, MARKER)
-    run.write_json(
-        {
-            "config": config.model_dump(),
-            "versions": _versions(),
-            "stages": list(stage_digests(pipeline, config).items()),
-        },
-        "config.json",
-    )
+    out.write_json({"run_dir": config.run_dir}, rundir.MARKER)
+    rundir.write_config(run, NAME, config.model_dump(), stage_digests(pipeline, config),
+                        versions())  # fmt: skip
     executor = make_executor(config.executor, config.workers, config.scheduler)
     try:
-        run_stages(pipeline, Context(run, config, config.threads), executor)
+        run_stages(pipeline, Context(run, config), executor)
     except NoResultError:
         if started_empty:
             out.remove()
         raise
     finally:
         executor.close()
-    return out.read_json("summary.json")
+    return out.read_json(schema.SUMMARY)
 
 
-def ensure_scores(run: Folder, config: PruneConfig) -> None:
+def ensure_scores(run: Folder, config) -> None:
     """Run the scoring stages a metric reads (SemDeDup, re-clustering, EL2N) in an existing run
     directory; embeddings and clusters with an unchanged config are reused, not recomputed."""
-    pipeline = stages(config)
-    scoring = pipeline[: [s.name for s in pipeline].index("select")]
     executor = make_executor(config.executor, config.workers, config.scheduler)
     try:
-        run_stages(scoring, Context(run, config, config.threads), executor)
+        run_stages(scoring_stages(config), Context(run, config), executor)
     finally:
         executor.close()

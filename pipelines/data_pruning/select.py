@@ -13,48 +13,34 @@ import numpy as np
 import pyarrow as pa
 
 from curation.stage import Context
-from pipelines.data_pruning.decide import FAILED, Decision, Detail, decide
+from pipelines.data_pruning import schema
+from pipelines.data_pruning.criteria import loaders
+from pipelines.data_pruning.decide import decide
+from pipelines.data_pruning.decision import FAILED, Decision, Detail
 from pipelines.data_pruning.duplicates import repeated_keys
-from pipelines.data_pruning.layout import read_table, save_array, shard_units, write_table
-from pipelines.data_pruning.samples import POSITION_MASK, load_samples
+from pipelines.data_pruning.samples import load_samples
 
 Keys = tuple[pa.ChunkedArray, np.ndarray]  # see _related_keys
 
-DECISION_SCHEMA = pa.schema([
-    ("key", pa.string()),
-    ("shard", pa.string()),
-    ("position", pa.int32()),
-    ("id", pa.int64()),
-    ("kept", pa.bool_()),
-    ("status", pa.string()),
-    ("cluster", pa.int32()),
-    ("score", pa.float64()),
-    ("reason", pa.string()),
-    ("detail", pa.string()),
-])  # fmt: skip
-
 
 def select_samples(ctx: Context, unit: str) -> dict:
-    units = shard_units(ctx)
-    samples = load_samples(ctx.run, units, ctx.config)
+    units = schema.shard_units(ctx)
+    samples = load_samples(ctx.run, units, loaders(ctx.config))
     decision = decide(samples, ctx.config)
     keys = [_related_keys(ctx, units, detail.related) for detail in decision.details]
     notes = repeated_keys(ctx.run, units, ctx.config.shards)
     for shard, shard_unit, rows in zip(ctx.config.shards, units, samples.shard_rows(),
                                        strict=True):  # fmt: skip
-        embedded = read_table(ctx.run, "embed", f"{shard_unit}.parquet",
-                              columns=["key", "position", "id", "error"])  # fmt: skip
+        embedded = schema.read_rows(ctx.run, shard_unit, ["key", "position", "id", "error"])
         detail = _details(decision.details, keys, rows)
         decisions = _decisions(embedded, decision, rows, detail, samples.clusters.cluster, shard,
                                notes)  # fmt: skip
         keep_positions = embedded["position"].to_numpy()[decision.keep[rows]].astype(np.int32)
-        save_array(ctx.run, keep_positions, "select", "keep", f"{shard_unit}.npy")
-        write_table(ctx.run, decisions, "select", "decisions", f"{shard_unit}.parquet")
         repeats = sum(i in notes for i in embedded["id"].to_pylist()) if notes else 0
-        ctx.run.write_json({**_counts(decisions), "duplicate_keys": repeats},
-                           "select", "counts", f"{shard_unit}.json")  # fmt: skip
-    ctx.run.write_json({"clusters": decision.clusters, "notes": decision.notes},
-                       "select", "selection.json")  # fmt: skip
+        counts = {**schema.count_decisions(decisions), "duplicate_keys": repeats}
+        schema.write_selection(ctx.run, shard_unit, keep_positions, decisions, counts)
+    schema.write_selection_record(ctx.run, {"clusters": decision.clusters,
+                                            "notes": decision.notes})  # fmt: skip
     return {"samples": len(samples), "kept": int(decision.keep.sum())}
 
 
@@ -64,13 +50,13 @@ def _related_keys(ctx: Context, units: list[str], related: np.ndarray | None) ->
     if related is None:
         return None
     named = np.flatnonzero(related >= 0)
-    shard = related[named] >> 32
+    shard = schema.id_shard(related[named])
     order = np.argsort(shard, kind="stable")
     shards, starts = np.unique(shard[order], return_index=True)
     chunks = []
     for s, (start, end) in zip(shards, pairwise([*starts, len(order)]), strict=True):
-        keys = read_table(ctx.run, "embed", f"{units[s]}.parquet", columns=["key"])["key"]
-        chunks += keys.take(related[named[order[start:end]]] & POSITION_MASK).chunks
+        keys = schema.read_rows(ctx.run, units[s], ["key"])["key"]
+        chunks += keys.take(schema.id_position(related[named[order[start:end]]])).chunks
     where = np.full(len(related), -1, dtype=np.int64)
     where[named[order]] = np.arange(len(order))
     return pa.chunked_array(chunks, pa.string()), where
@@ -118,17 +104,5 @@ def _decisions(embedded: pa.Table, decision: Decision, rows: slice, detail: list
             "reason": reason.astype(str),
             "detail": pa.array(detail.tolist(), pa.string()),
         },
-        schema=DECISION_SCHEMA,
+        schema=schema.DECISION_SCHEMA,
     )
-
-
-def _counts(decisions: pa.Table) -> dict:
-    status = decisions["status"].to_pylist()
-    reasons = decisions["reason"].to_pylist()
-    return {
-        "input": len(status),
-        "kept": status.count("kept"),
-        "pruned": status.count("pruned"),
-        "failed": status.count("failed"),
-        "reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
-    }

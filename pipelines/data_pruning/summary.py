@@ -6,32 +6,27 @@ import io
 
 import pyarrow.parquet as pq
 
+from curation import rundir
 from curation.stage import Context
-from pipelines.data_pruning.layout import read_table, shard_units
+from pipelines.data_pruning import schema
+from pipelines.data_pruning.criteria import CRITERIA
 from pipelines.data_pruning.reshard import output_folder
-from pipelines.data_pruning.select import DECISION_SCHEMA
-
-SUMMARY_FILES = ("summary.json", "decisions.parquet")
 
 
 def write_summary(ctx: Context, unit: str) -> dict:
     cfg = ctx.config
     out = output_folder(ctx)
-    units = shard_units(ctx)
+    units = schema.shard_units(ctx)
     buffer = io.BytesIO()
-    with pq.ParquetWriter(buffer, DECISION_SCHEMA) as writer:  # streamed: one shard at a time
+    with pq.ParquetWriter(buffer, schema.DECISION_SCHEMA) as writer:  # one shard at a time
         for shard_unit in units:
-            writer.write_table(read_table(ctx.run, "select", "decisions", f"{shard_unit}.parquet"))
-    out.write_bytes(buffer.getvalue(), "decisions.parquet")
-    counts = [ctx.run.read_json("select", "counts", f"{u}.json") for u in units]
-    totals = {k: sum(c[k] for c in counts) for k in ("input", "kept", "pruned", "failed")}
-    reasons: dict[str, int] = {}
-    for c in counts:
-        for reason, n in c["reasons"].items():
-            reasons[reason] = reasons.get(reason, 0) + n
+            writer.write_table(schema.read_decisions(ctx.run, shard_unit))
+    out.write_bytes(buffer.getvalue(), schema.DECISIONS)
+    counts = [schema.read_counts(ctx.run, u) for u in units]
+    totals = schema.sum_counts(counts)
     shard_errors, empty_shards = {}, []
     for shard, shard_unit in zip(cfg.shards, units, strict=True):
-        stats = ctx.run.read_json("embed", "stats", f"{shard_unit}.json")
+        stats = rundir.read_stats(ctx.run, "embed", shard_unit)
         if "shard_error" in stats:
             shard_errors[shard] = stats["shard_error"]
         if stats["samples"] == 0:
@@ -45,7 +40,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "valid_samples": valid,
         "rate_requested": cfg.rate,
         "rate_achieved": round(totals["pruned"] / valid, 6) if valid else 0.0,
-        "reasons": reasons,
+        "reasons": totals["reasons"],
         "metric": cfg.metric,
         "model": cfg.model,
         "pretrained": cfg.pretrained,
@@ -53,33 +48,17 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "seed": cfg.seed,
         "input_shards": len(cfg.shards),
         "output_shards": [f"{u}.tar" for u in units],
-        "parameters": _parameters(cfg),
-        **ctx.run.read_json("select", "selection.json"),
+        "parameters": {"filter": cfg.filter, **CRITERIA[cfg.metric].parameter_values(cfg)},
+        **schema.read_selection_record(ctx.run),
         "shard_errors": shard_errors,
         "empty_shards": empty_shards,
         "duplicate_keys": sum(c.get("duplicate_keys", 0) for c in counts),
     }
-    out.write_json(summary, "summary.json")
+    out.write_json(summary, schema.SUMMARY)
     return {"samples": totals["input"]}
-
-
-def _parameters(cfg) -> dict:
-    """The metric's parameters, as run."""
-    names = ["filter"]
-    names += {
-        "prototypicality": ["keep"],
-        "dbp": ["eps", "tau", "neighbors", "balance"],
-        "semdedup": ["eps"],
-        "el2n": ["el2n_models", "el2n_epochs", "el2n_hidden", "el2n_offset"],
-        "ccs": ["ccs_score", "ccs_cutoff", "el2n_models", "el2n_epochs", "el2n_hidden"],
-    }.get(cfg.metric, [])
-    values = {name: getattr(cfg, name) for name in names}
-    if cfg.metric == "dbp":
-        values["eps"] = cfg.dedup_eps
-    return values
 
 
 def clean_summary(ctx: Context) -> None:
     out = output_folder(ctx)
-    for name in SUMMARY_FILES:
+    for name in (schema.SUMMARY, schema.DECISIONS):
         out.remove(name)

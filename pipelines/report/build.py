@@ -8,17 +8,19 @@ from html import escape
 import pandas as pd
 
 from curation.storage import Folder
+from pipelines.data_pruning.finished import open_run
 from pipelines.report import plots
-from pipelines.report.content import ReportContent, counts, gather
+from pipelines.report.content import ReportContent, gather
 from pipelines.report.gallery import choose_samples, thumbnails
 from pipelines.report.page import figure, gallery, page, table
-from pipelines.run_dir import open_run
+from pipelines.sweep import cell
+from pipelines.validation.compare import format_accuracy
 
 REPORT_FILE = "report.html"
 
 
 def _summary(content: ReportContent) -> str:
-    c = counts(content.decisions)
+    c = content.counts
     valid = c["kept"] + c["pruned"]
     cfg = content.run.config
     rows = [
@@ -29,8 +31,7 @@ def _summary(content: ReportContent) -> str:
         ("rate requested", cfg.rate),
         ("rate achieved", round(c["pruned"] / valid, 6) if valid else 0.0),
     ]
-    reasons = content.decisions["reason"].value_counts().sort_index()
-    rows += [(f"reason: {reason}", int(n)) for reason, n in reasons.items()]
+    rows += [(f"reason: {reason}", n) for reason, n in sorted(c["reasons"].items())]
     settings = [
         ("metric", cfg.metric),
         ("keep", cfg.keep),
@@ -52,18 +53,13 @@ def _summary(content: ReportContent) -> str:
     )
 
 
-def _percent(accuracy: dict) -> str:
-    text = f"{100 * accuracy['mean']:.2f}%"
-    return text + (f" ± {100 * accuracy['std']:.2f}" if len(accuracy["per_seed"]) > 1 else "")
-
-
 def _validation(results: dict) -> str:
     rows = [
         (
             a["arm"],
             a["train_size"],
             f"{results['alpha']:.3f}" if a["kd"] else "",
-            _percent(a["accuracy"]),
+            format_accuracy(a["accuracy"]),
         )
         for a in results["arms"]
     ]
@@ -80,10 +76,7 @@ def _validation(results: dict) -> str:
 
 def _sweep(content: ReportContent) -> str:
     rows = pd.DataFrame(content.sweep["rows"])
-    rows["accuracy"] = [
-        f"{100 * m:.2f}" + (f" ± {100 * s:.2f}" if n > 1 else "")
-        for m, s, n in zip(rows["accuracy_mean"], rows["accuracy_std"], rows["seeds"], strict=True)
-    ]
+    rows["accuracy"] = [cell(r) for r in content.sweep["rows"]]
     shown = rows[["metric", "rate", "kept_fraction", "kd", "train_size", "accuracy"]]
     image = figure("pruning curve", content.curve_png) if content.curve_png else ""
     return image + table(shown, sortable=True, html_id="sweep-table")

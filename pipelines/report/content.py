@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from curation.storage import Folder
-from pipelines.data_pruning.layout import read_table
-from pipelines.run_dir import FinishedRun
-
-DBP_COLUMNS = ("d_inter", "complexity", "quota")
+from pipelines.data_pruning import schema
+from pipelines.data_pruning.cluster_table import CLUSTER_COLUMNS
+from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.finished import FinishedRun
 
 
 @dataclass
 class ReportContent:
     run: FinishedRun
     decisions: pd.DataFrame  # one row per sample, with label and caption
+    counts: dict  # input, kept, pruned, failed, reasons
     summary: dict | None  # the output folder's summary.json
     clusters: pd.DataFrame
     clustering: dict | None
@@ -28,9 +27,7 @@ class ReportContent:
 
 
 def load_decisions(run: FinishedRun) -> pd.DataFrame:
-    decisions = pa.concat_tables(
-        read_table(run.run, "select", "decisions", f"{u}.parquet") for u in run.units
-    ).to_pandas()
+    decisions = run.decisions().to_pandas()
     rows = run.rows(["shard", "label", "caption"]).to_pandas()
     decisions["shard_index"] = rows["shard"].to_numpy()
     decisions["label"] = rows["label"].to_numpy()
@@ -39,10 +36,10 @@ def load_decisions(run: FinishedRun) -> pd.DataFrame:
     return decisions
 
 
-def cluster_table(decisions: pd.DataFrame, summary: dict | None) -> pd.DataFrame:
+def cluster_table(decisions: pd.DataFrame, summary: dict | None, metric: str) -> pd.DataFrame:
     """Per cluster: size, kept, pruned, kept share and d_intra (mean cosine distance of the
-    members to the centroid); d_inter, complexity and quota when the metric (dbp) wrote
-    them into summary.json."""
+    members to the centroid); d_inter, complexity and the criterion's own columns (dbp's
+    quota) as summary.json recorded them."""
     valid = decisions[decisions["status"] != "failed"]
     grouped = valid.groupby("cluster")
     table = pd.DataFrame(
@@ -55,20 +52,14 @@ def cluster_table(decisions: pd.DataFrame, summary: dict | None) -> pd.DataFrame
     table["pruned"] = table["size"] - table["kept"]
     table["kept_share"] = table["kept"] / table["size"]
     table = table.reset_index()
+    shown = (*CLUSTER_COLUMNS, *CRITERIA[metric].cluster_columns)
     recorded = (summary or {}).get("clusters")
     if isinstance(recorded, list) and recorded:
         extra = pd.DataFrame(recorded)
-        columns = ["cluster", *[c for c in DBP_COLUMNS if c in extra.columns]]
+        columns = ["cluster", *[c for c in shown if c in extra.columns]]
         table = table.merge(extra[columns], on="cluster", how="left")
-    order = [
-        "cluster",
-        "size",
-        "kept",
-        "pruned",
-        "kept_share",
-        "d_intra",
-        *[c for c in DBP_COLUMNS if c in table.columns],
-    ]
+    order = ["cluster", "size", "kept", "pruned", "kept_share", "d_intra",
+             *[c for c in shown if c in table.columns]]  # fmt: skip
     return table[order].sort_values("cluster").reset_index(drop=True)
 
 
@@ -78,7 +69,7 @@ def _json_or_none(folder: Folder, *parts: str) -> dict | None:
 
 def gather(run: FinishedRun) -> ReportContent:
     output = Folder(run.config.output)
-    summary = _json_or_none(output, "summary.json")
+    summary = _json_or_none(output, schema.SUMMARY)
     decisions = load_decisions(run)
     curve = (
         run.run.read_bytes("sweep", "curve.png") if run.run.exists("sweep", "curve.png") else None
@@ -86,21 +77,11 @@ def gather(run: FinishedRun) -> ReportContent:
     return ReportContent(
         run=run,
         decisions=decisions,
+        counts=run.counts(),
         summary=summary,
-        clusters=cluster_table(decisions, summary),
+        clusters=cluster_table(decisions, summary, run.config.metric),
         clustering=_json_or_none(run.run, "cluster", "clustering.json"),
         validation=_json_or_none(run.run, "validate", "results.json"),
         sweep=_json_or_none(run.run, "sweep", "sweep.json"),
         curve_png=curve,
     )
-
-
-def counts(decisions: pd.DataFrame) -> dict[str, int]:
-    """input = kept + pruned + failed, always."""
-    status = decisions["status"].to_numpy()
-    return {
-        "input": len(status),
-        "kept": int(np.sum(status == "kept")),
-        "pruned": int(np.sum(status == "pruned")),
-        "failed": int(np.sum(status == "failed")),
-    }

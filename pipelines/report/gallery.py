@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from pipelines.data_pruning.embed import IMAGE_EXTENSIONS
+from shards.extensions import IMAGE_EXTENSIONS
 from shards.pick import pick_samples
 
 THUMBNAIL = 96

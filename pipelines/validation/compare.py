@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from pipelines.data_pruning.finished import FinishedRun
 from pipelines.data_pruning.samples import Samples
-from pipelines.run_dir import FinishedRun
 from pipelines.validation.config import ValidationConfig
 from pipelines.validation.data import load_labelled
 from pipelines.validation.models import load_checkpoint, save_checkpoint
@@ -19,6 +19,12 @@ def spread(accuracies: list[float]) -> dict:
     values = np.asarray(accuracies, dtype=np.float64)
     std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return {"mean": float(values.mean()), "std": std, "per_seed": [float(v) for v in values]}
+
+
+def format_accuracy(accuracy: dict, percent_sign: bool = True) -> str:
+    """ "83.20% ± 0.41" from `spread`'s result (no spread for one seed)."""
+    text = f"{100 * accuracy['mean']:.2f}" + ("%" if percent_sign else "")
+    return text + (f" ± {100 * accuracy['std']:.2f}" if len(accuracy["per_seed"]) > 1 else "")
 
 
 class Comparison:

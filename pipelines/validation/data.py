@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from curation.errors import CurateError
-from pipelines.data_pruning.embed import IMAGE_EXTENSIONS
+from pipelines.data_pruning.finished import FinishedRun
 from pipelines.data_pruning.samples import Samples
-from pipelines.run_dir import FinishedRun
 from pipelines.validation.config import ValidationConfig
+from shards.extensions import IMAGE_EXTENSIONS
 from shards.pick import pick_samples
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from curation.errors import CurateError
 from metrics.kd import kd_alpha
 from metrics.selection import random_keep
-from pipelines.run_dir import open_run
+from pipelines.data_pruning.finished import open_run
 from pipelines.validation.compare import Comparison, spread
 from pipelines.validation.config import ValidationConfig
 
@@ -44,7 +44,7 @@ def validate(run_dir: str, config: ValidationConfig) -> dict:
             scores[f"{name}+kd"].append(compare.score(subset, seed, kd=True))
     sizes = {"full": len(compare.train), "kept": len(kept), "random": len(kept)}
     results = {
-        "run_dir": run_dir,
+        "run_dir": run.run.url,
         "metric": run.config.metric,
         "rate": run.config.rate,
         "on": config.on,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import webdataset as wds
-from cli_runs import curate, prune
-from real_images import real_images
 
 from shards.folder import safe_key
+from tests.photos import real_images
+from tests.runs import cli_prune, curate
 
 TREE = [
     "bird house/a.jpg",
@@ -135,7 +135,7 @@ def test_from_folder_shards_go_through_prune(tmp_path, tree, tiny_clip):
         "--shard-size",
         "6",
     )
-    summary = prune(sorted((tmp_path / "s").glob("*.tar")), tmp_path / "pruned", tiny_clip)
+    summary = cli_prune(sorted((tmp_path / "s").glob("*.tar")), tmp_path / "pruned", tiny_clip)
     assert summary["input_samples"] == len(tree)
     assert summary["failed_samples"] == 0
     assert summary["kept_samples"] + summary["pruned_samples"] == len(tree)

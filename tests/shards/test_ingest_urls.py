@@ -14,10 +14,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cli_runs import curate, prune
-from real_images import real_images
 
 from shards.ingest import columns, input_format
+from tests.photos import real_images
+from tests.runs import cli_prune, curate
 
 SLOW_S = 3  # the ingest runs with --timeout 1
 
@@ -117,7 +117,7 @@ def test_download_records_every_url_and_feeds_prune(tmp_path, image_server, tiny
         names = tar.getnames()
     assert {n.rsplit(".", 1)[1] for n in names} == {"jpg", "txt", "json"}
 
-    summary = prune(tars, tmp_path / "pruned", tiny_clip)
+    summary = cli_prune(tars, tmp_path / "pruned", tiny_clip)
     assert summary["input_samples"] == 6
     assert summary["failed_samples"] == 0
 

@@ -1,0 +1,24 @@
+"""What every command shares: one-line user errors."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import typer
+
+from curation.errors import CurateError
+
+
+def user_errors(command):
+    """One clear line and exit status 2 for a user error, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except CurateError as exc:
+            print(f"curate: error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper

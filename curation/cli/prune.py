@@ -1,0 +1,76 @@
+"""`curate prune` and `curate status`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curation.cli.common import user_errors
+from curation.cli.options import command
+from curation.cli.validation import run_validation, validation_config
+from pipelines.data_pruning.config import PruneConfig, prune_config
+
+
+def _prune(
+    shards: Annotated[
+        list[str],
+        typer.Argument(
+            help="Input shards: paths, globs, brace ranges (data/{00000..00009}.tar) or URLs."
+        ),
+    ],
+    overwrite: Annotated[bool, typer.Option(help="Replace what the output folder holds.")] = False,
+    validate_after: Annotated[
+        bool, typer.Option("--validate", help="Then run `curate validate` on the run.")
+    ] = False,
+    **options,
+) -> None:
+    """Embed, cluster, score and select, then write pruned shards to OUTPUT."""
+    config = prune_config(shards, **options)
+    from pipelines.data_pruning.runner import prune as run_prune  # heavy: after validation
+
+    summary = run_prune(config, overwrite=overwrite)
+    _print_summary(summary, config)
+    if validate_after:
+        run_validation(config.run_dir, validation_config())
+
+
+prune = user_errors(command(_prune, PruneConfig))
+
+
+def _print_summary(summary: dict, config) -> None:
+    console = Console()
+    table = Table(title="curate prune", show_header=False)
+    for label, key in (
+        ("input samples", "input_samples"),
+        ("kept", "kept_samples"),
+        ("pruned", "pruned_samples"),
+        ("failed", "failed_samples"),
+        ("rate requested", "rate_requested"),
+        ("rate achieved", "rate_achieved"),
+    ):
+        table.add_row(label, str(summary[key]))
+    for reason, count in summary["reasons"].items():
+        table.add_row(f"reason: {reason}", str(count))
+    table.add_row("output", config.output)
+    console.print(table)
+
+
+@user_errors
+def status(
+    run_dir: Annotated[str, typer.Argument(help="A run directory, or the output folder of a run.")],
+) -> None:
+    """Print each stage's progress from the run directory."""
+    from curation import rundir
+    from curation.status import read_status
+
+    run = rundir.resolve(run_dir)
+    table = Table(title=f"curate run {run.url}")
+    for column in ("stage", "units", "samples", "seconds", "errors", "state"):
+        table.add_column(column)
+    for s in read_status(run):
+        units = "-" if s.units is None else f"{s.done}/{s.units}"
+        table.add_row(s.name, units, f"{s.samples:,}", f"{s.seconds:.1f}", str(s.errors), s.state)
+    Console(width=120).print(table)

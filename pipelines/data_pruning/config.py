@@ -1,0 +1,106 @@
+"""The resolved configuration of a `curate prune` run, validated before anything is written.
+
+Each option is declared once, here (what every run has) or in its criterion's module (what
+only that criterion reads); `PruneConfig` is the two together, and the CLI is generated from
+its fields.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+from curation.fields import CLI, Count, Natural, OpenFraction, validated
+from curation.storage import absolute
+from pipelines.data_pruning import criteria
+
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+
+
+class PruneSettings(BaseModel):
+    """The options every prune run has; see `PruneConfig`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shards: list[str] = Field(description="Input shards, expanded.", json_schema_extra={CLI: False})
+    output: str = Field(description="Folder for the pruned shards.", json_schema_extra={CLI: "-o"})
+    run_dir: str = Field(None, description="Run directory (default: OUTPUT/_run).",
+                         validate_default=True)  # fmt: skip
+    rate: OpenFraction = Field(description="Fraction of samples to remove, in (0, 1).")
+    metric: Literal[tuple(criteria.CRITERIA)] = Field(  # type: ignore[valid-type]
+        "prototypicality", description=", ".join(criteria.CRITERIA) + "."
+    )
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="open_clip model name, open_clip model-config JSON, or timm:NAME.",
+    )
+    pretrained: str = Field(
+        DEFAULT_PRETRAINED, description="open_clip tag, local checkpoint file, or 'random'."
+    )
+    clusters: Count = Field(100, description="k-means clusters.")
+    kmeans_iterations: Count = Field(20, description="k-means iterations.")
+    max_points_per_centroid: Count = Field(
+        256, description="k-means trains on at most clusters x this many samples (seeded)."
+    )
+    neighbors: Count = Field(20, description="dbp: nearest centroids in d_inter.")
+    seed: Natural = Field(0, description="Seed of every random choice.")
+    batch_size: Count = Field(64, description="Images per model forward.")
+    device: str = Field("cpu", description="cpu or cuda.")
+    label_field: str = Field(
+        "label", description="json field holding the label when there is no .cls."
+    )
+    executor: Literal["local", "dask"] = Field("local", description="local or dask.")
+    scheduler: str | None = Field(
+        None, description="Dask scheduler address (default: a LocalCluster)."
+    )
+    workers: Count = Field(1, description="Worker processes.")
+    filter: str | None = Field(
+        None, description="Before the metric: clip-score:T (threshold) or clip-score-top:F."
+    )
+
+    @field_validator("run_dir", mode="before")
+    @classmethod
+    def _default_run_dir(cls, value: str | None, info) -> str:
+        return value or f"{info.data['output'].rstrip('/')}/_run"
+
+    @field_validator("filter")
+    @classmethod
+    def _known_filter(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        kind, _, number = value.partition(":")
+        if kind not in criteria.FILTERS or not number:
+            raise ValueError(f"--filter takes clip-score:T or clip-score-top:F, got {value!r}")
+        try:
+            criteria.FILTERS[kind].check(kind, float(number))
+        except ValueError as exc:
+            raise ValueError(f"--filter {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _scheduler_needs_dask(self) -> PruneSettings:
+        if self.scheduler and self.executor != "dask":
+            raise ValueError("--scheduler needs --executor dask")
+        return self
+
+    @property
+    def needs_captions(self) -> bool:
+        selected = criteria.active_filter(self)
+        return selected is not None and selected.needs_captions
+
+
+PruneConfig = create_model("PruneConfig", __base__=PruneSettings, **criteria.options())
+PruneConfig.__doc__ = """Everything a run depends on; stages hash the parts they use."""
+
+
+def prune_config(shards: list[str], output: str, run_dir: str | None = None,
+                 **options) -> PruneConfig:  # fmt: skip
+    """The config of a run from what a user gives (the CLI and the Python API): shard patterns
+    expanded, local paths made absolute, the run directory by default OUTPUT/_run; a problem
+    is a `CurateError` naming the option."""
+    from shards.paths import expand_shards
+
+    return validated(PruneConfig, shards=expand_shards(shards), output=absolute(output),
+                     run_dir=absolute(run_dir) if run_dir else None, **options)  # fmt: skip

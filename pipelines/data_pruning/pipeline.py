@@ -1,0 +1,66 @@
+"""The data-pruning pipeline: embed -> cluster -> assign -> [the criterion's scoring stages]
+-> select -> reshard -> summary. Declaring it imports no stage module: each is named by path
+and imported by the worker that runs it."""
+
+from __future__ import annotations
+
+from curation.stage import Lazy, Stage
+from pipelines.data_pruning import schema
+from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.workers import THREADS
+
+NAME = "prune"
+
+
+def _embed_params(c) -> dict:
+    return {"shards": c.shards, "model": c.model, "pretrained": c.pretrained,
+            "device": c.device, "batch_size": c.batch_size, "label_field": c.label_field,
+            "captions": c.needs_captions}  # fmt: skip
+
+
+def _cluster_params(c) -> dict:
+    return {"clusters": c.clusters, "iterations": c.kmeans_iterations, "seed": c.seed,
+            "max_points_per_centroid": c.max_points_per_centroid}  # fmt: skip
+
+
+def _select_params(c) -> dict:
+    names = ("rate", "metric", "seed", "filter", "neighbors", *CRITERIA[c.metric].parameters)
+    return {name: getattr(c, name) for name in names}
+
+
+def _output_params(c) -> dict:
+    return {"output": c.output}
+
+
+def _none(c) -> dict:
+    return {}
+
+
+def _stage(name: str, units, module: str, function: str, params, **extra) -> Stage:
+    return Stage(name, units, Lazy(f"pipelines.data_pruning.{module}:{function}"), params,
+                 **extra)  # fmt: skip
+
+
+def scoring_stages(config) -> list[Stage]:
+    """The stages whose outputs selection reads: embeddings, clusters, and the scores the
+    config's criterion needs."""
+    setup = Lazy("pipelines.data_pruning.workers:setup_embedder")
+    return [
+        _stage("embed", schema.shard_units, "embed", "embed_shard", _embed_params, setup=setup),
+        _stage("cluster", schema.barrier_unit, "cluster", "train_clusters", _cluster_params,
+               setup=THREADS),
+        _stage("assign", schema.shard_units, "cluster", "assign_shard", _none, setup=THREADS),
+        *CRITERIA[config.metric].scoring(config),
+    ]  # fmt: skip
+
+
+def stages(config) -> list[Stage]:
+    """The stages a config needs, in order."""
+    return [
+        *scoring_stages(config),
+        _stage("select", schema.barrier_unit, "select", "select_samples", _select_params),
+        _stage("reshard", schema.shard_units, "reshard", "reshard_shard", _output_params,
+               clean=Lazy("pipelines.data_pruning.reshard:clean_outputs")),
+        _stage("summary", schema.barrier_unit, "summary", "write_summary", _output_params,
+               clean=Lazy("pipelines.data_pruning.summary:clean_summary")),
+    ]  # fmt: skip

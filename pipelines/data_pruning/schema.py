@@ -1,0 +1,275 @@
+"""The data-pruning run directory: what each stage writes, where, and how it is read back.
+
+```
+RUN/embed/<unit>.npy|.parquet   float16 L2-normalised embeddings, row-aligned sample table
+RUN/cluster/                    centroids.npy, training_ids.npy (the seeded sample), clustering.json
+RUN/assign/<unit>.parquet       nearest centroid and cosine distance per row
+RUN/group/<bucket>/<unit>.*     SemDeDup's shuffle by cluster bucket
+RUN/dedup/<bucket>.parquet      each member's highest similarity to an earlier member
+RUN/dbp_cluster, RUN/dbp_assign DBP's re-clustering without duplicates
+RUN/el2n/<unit>.npy             EL2N scores
+RUN/select/                     keep/<unit>.npy, decisions/<unit>.parquet, counts/<unit>.json,
+                                selection.json
+OUTPUT/<unit>.tar, <unit>_stats.json, decisions.parquet, summary.json, .curate-run.json
+```
+
+A unit is an input shard (`00000`, `00001`... in input order) or `all` for a barrier. A sample's
+internal id is `shard index << 32 | position`: sorted ids are input order, ties in every
+ranking go to the smaller id, and repeated keys never collide. A row is valid (embedded) when
+its status is `ok`; every other row is failed, with its error.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curation.storage import Folder
+
+if TYPE_CHECKING:
+    from curation.stage import Context
+
+ALL = "all"  # the single unit of a barrier stage
+POSITION_BITS = 32
+POSITION_MASK = (1 << POSITION_BITS) - 1
+OK, FAILED = "ok", "failed"
+
+ROW_SCHEMA = pa.schema([
+    ("id", pa.int64()),
+    ("key", pa.string()),
+    ("shard", pa.int32()),
+    ("position", pa.int32()),
+    ("label", pa.int64()),
+    ("caption", pa.string()),
+    ("nbytes", pa.int64()),
+    ("clip_score", pa.float64()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+])  # fmt: skip
+
+DECISION_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("shard", pa.string()),
+    ("position", pa.int32()),
+    ("id", pa.int64()),
+    ("kept", pa.bool_()),
+    ("status", pa.string()),
+    ("cluster", pa.int32()),
+    ("score", pa.float64()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+])  # fmt: skip
+
+SUMMARY, DECISIONS = "summary.json", "decisions.parquet"
+
+
+# Units and ids
+
+
+def unit_name(shard_index: int) -> str:
+    return f"{shard_index:05d}"
+
+
+def shard_units(ctx: Context) -> list[str]:
+    return [unit_name(i) for i in range(len(ctx.config.shards))]
+
+
+def barrier_unit(ctx: Context) -> list[str]:
+    return [ALL]
+
+
+def sample_ids(shard_index: int, positions: np.ndarray) -> np.ndarray:
+    return (np.int64(shard_index) << np.int64(POSITION_BITS)) | positions.astype(np.int64)
+
+
+def id_shard(ids: np.ndarray) -> np.ndarray:
+    return ids >> POSITION_BITS
+
+
+def id_position(ids: np.ndarray) -> np.ndarray:
+    return ids & POSITION_MASK
+
+
+# Files
+
+
+def save_array(folder: Folder, array: np.ndarray, *parts: str) -> None:
+    folder.write_buffer(lambda buf: np.save(buf, array, allow_pickle=False), *parts)
+
+
+def load_array(folder: Folder, *parts: str) -> np.ndarray:
+    return np.load(io.BytesIO(folder.read_bytes(*parts)), allow_pickle=False)
+
+
+def write_table(folder: Folder, table: pa.Table, *parts: str) -> None:
+    folder.write_buffer(lambda buf: pq.write_table(table, buf), *parts)
+
+
+def read_table(folder: Folder, *parts: str, columns: list[str] | None = None) -> pa.Table:
+    with folder.open_read(*parts) as f:
+        return pq.read_table(f, columns=columns)
+
+
+# embed
+
+
+def write_embedded(run: Folder, unit: str, rows: pa.Table, embeddings: np.ndarray) -> None:
+    save_array(run, embeddings, "embed", f"{unit}.npy")
+    write_table(run, rows, "embed", f"{unit}.parquet")
+
+
+def read_rows(run: Folder, unit: str, columns: list[str] | None = None) -> pa.Table:
+    return read_table(run, "embed", f"{unit}.parquet", columns=columns)
+
+
+def row_count(run: Folder, unit: str) -> int:
+    """Rows of a shard, from the parquet footer alone."""
+    with run.open_read("embed", f"{unit}.parquet") as f:
+        return pq.read_metadata(f).num_rows
+
+
+def read_embeddings(run: Folder, unit: str) -> np.ndarray:
+    return load_array(run, "embed", f"{unit}.npy")
+
+
+def valid_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The validity rule: a row was embedded when its status is `ok`."""
+    return pc.equal(status, OK).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def valid_rows(run: Folder, unit: str) -> np.ndarray:
+    """Row indices of the samples of a shard that were embedded (not failed)."""
+    return np.flatnonzero(valid_mask(read_rows(run, unit, ["status"])["status"]))
+
+
+# cluster / assign (also dbp_cluster / dbp_assign)
+
+
+def write_clustering(run: Folder, folder: str, centroids: np.ndarray, training_ids: np.ndarray,
+                     record: dict[str, Any]) -> None:  # fmt: skip
+    save_array(run, centroids, folder, "centroids.npy")
+    save_array(run, training_ids, folder, "training_ids.npy")
+    run.write_json(record, folder, "clustering.json")
+
+
+def read_centroids(run: Folder, folder: str = "cluster") -> np.ndarray:
+    return load_array(run, folder, "centroids.npy")
+
+
+def read_clustering_record(run: Folder, folder: str = "cluster") -> dict | None:
+    return (
+        run.read_json(folder, "clustering.json") if run.exists(folder, "clustering.json") else None
+    )
+
+
+def write_assignment(run: Folder, folder: str, unit: str, cluster: np.ndarray,
+                     distance: np.ndarray) -> None:  # fmt: skip
+    write_table(run, pa.table({"cluster": cluster, "distance": distance}), folder,
+                f"{unit}.parquet")  # fmt: skip
+
+
+def read_assignment(run: Folder, folder: str, unit: str) -> pa.Table:
+    return read_table(run, folder, f"{unit}.parquet")
+
+
+# group / dedup
+
+
+def bucket_name(bucket: int) -> str:
+    return f"{bucket:05d}"
+
+
+def write_group_part(run: Folder, bucket: str, unit: str, table: pa.Table,
+                     embeddings: np.ndarray) -> None:  # fmt: skip
+    write_table(run, table, "group", bucket, f"{unit}.parquet")
+    save_array(run, embeddings, "group", bucket, f"{unit}.npy")
+
+
+def group_parts(run: Folder, bucket: str) -> list[tuple[pa.Table, np.ndarray]]:
+    names = [n.removesuffix(".parquet") for n in run.listdir("group", bucket)
+             if n.endswith(".parquet")]  # fmt: skip
+    return [(read_table(run, "group", bucket, f"{n}.parquet"),
+             load_array(run, "group", bucket, f"{n}.npy")) for n in names]  # fmt: skip
+
+
+def write_dedup(run: Folder, bucket: str, table: pa.Table) -> None:
+    write_table(run, table, "dedup", f"{bucket}.parquet")
+
+
+def read_dedup(run: Folder) -> list[pa.Table]:
+    """Every bucket's table (id, max_similarity, nearest)."""
+    return [read_table(run, "dedup", n) for n in run.listdir("dedup") if n.endswith(".parquet")]
+
+
+# el2n
+
+
+def write_el2n(run: Folder, unit: str, scores: np.ndarray) -> None:
+    save_array(run, scores, "el2n", f"{unit}.npy")
+
+
+def read_el2n(run: Folder, unit: str) -> np.ndarray:
+    return load_array(run, "el2n", f"{unit}.npy")
+
+
+# select
+
+
+def write_selection(run: Folder, unit: str, keep_positions: np.ndarray, decisions: pa.Table,
+                    counts: dict) -> None:  # fmt: skip
+    save_array(run, keep_positions, "select", "keep", f"{unit}.npy")
+    write_table(run, decisions, "select", "decisions", f"{unit}.parquet")
+    run.write_json(counts, "select", "counts", f"{unit}.json")
+
+
+def read_keep(run: Folder, unit: str) -> np.ndarray:
+    return load_array(run, "select", "keep", f"{unit}.npy")
+
+
+def read_decisions(run: Folder, unit: str, columns: list[str] | None = None) -> pa.Table:
+    return read_table(run, "select", "decisions", f"{unit}.parquet", columns=columns)
+
+
+def read_counts(run: Folder, unit: str) -> dict:
+    return run.read_json("select", "counts", f"{unit}.json")
+
+
+def write_selection_record(run: Folder, record: dict) -> None:
+    run.write_json(record, "select", "selection.json")
+
+
+def read_selection_record(run: Folder) -> dict:
+    return run.read_json("select", "selection.json")
+
+
+def count_decisions(decisions: pa.Table) -> dict:
+    """input = kept + pruned + failed, and the count of each reason."""
+    status = decisions["status"].to_pylist()
+    reasons = decisions["reason"].to_pylist()
+    return {
+        "input": len(status),
+        "kept": status.count("kept"),
+        "pruned": status.count("pruned"),
+        "failed": status.count("failed"),
+        "reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
+    }
+
+
+def sum_counts(counts: list[dict]) -> dict:
+    """Totals over shards, in the shape of `count_decisions`."""
+    totals: dict = {k: sum(c[k] for c in counts) for k in ("input", "kept", "pruned", "failed")}
+    reasons: dict[str, int] = {}
+    for c in counts:
+        for reason, n in c["reasons"].items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    totals["reasons"] = reasons
+    return totals
+
+
+def read_total_counts(run: Folder, units: list[str]) -> dict:
+    return sum_counts([read_counts(run, u) for u in units])

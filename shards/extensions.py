@@ -1,0 +1,3 @@
+"""Member extensions with a meaning for every reader of shards."""
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")  # the image member of a sample, first found
