@@ -87,14 +87,13 @@ def rank_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
 
     Linear time: the k-th value by selection, then the first of the values equal to it.
     """
-    chosen = torch.zeros(values.shape, dtype=torch.bool)
     if k == 0:
-        return chosen
+        return torch.zeros(values.shape, dtype=torch.bool)
     kth = torch.kthvalue(values, k).values
-    below = values < kth
-    equal = values == kth
-    need = k - int(below.sum())
-    return below | (equal & (torch.cumsum(equal, 0) <= need))
+    chosen = values < kth
+    need = k - int(chosen.sum())
+    chosen[(values == kth).nonzero().squeeze(1)[:need]] = True
+    return chosen
 
 
 def global_smallest(
@@ -102,17 +101,20 @@ def global_smallest(
 ) -> dict[str, torch.Tensor]:
     """Bool masks of the ``k`` lowest-scoring candidates over all layers (the tie rule above).
 
-    ``scores`` and ``candidates`` (bool) are keyed and shaped like the weights; ``k`` must not
-    exceed the number of candidates.
+    ``scores`` (finite) and ``candidates`` (bool) are keyed and shaped like the weights; ``k``
+    must not exceed the number of candidates.
     """
-    flat_candidates = torch.cat([c.reshape(-1) for c in candidates.values()])
-    flat_scores = torch.cat([s.reshape(-1) for s in scores.values()])
-    where = flat_candidates.nonzero().squeeze(1)
-    if k > len(where):
-        raise PruningError(f"cannot prune {k} weights: only {len(where)} are candidates")
-    chosen = torch.zeros(flat_candidates.shape, dtype=torch.bool)
-    chosen[where[rank_smallest(flat_scores[where], k)]] = True
-    return _split_like(chosen, candidates)
+    available = sum(int(c.sum()) for c in candidates.values())
+    if k > available:
+        raise PruningError(f"cannot prune {k} weights: only {available} are candidates")
+    # Non-candidates score +inf: scores are finite, so none of them is among the k smallest.
+    flat = torch.cat(
+        [
+            torch.where(c, s, torch.inf).reshape(-1)
+            for s, c in zip(scores.values(), candidates.values(), strict=True)
+        ]
+    )
+    return _split_like(rank_smallest(flat, k), candidates)
 
 
 def _split_like(flat: torch.Tensor, like: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

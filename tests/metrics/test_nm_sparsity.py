@@ -23,6 +23,31 @@ def test_conv_groups_run_along_the_flattened_input():
     assert mask.reshape(2, 4).tolist() == [[False, True, False, True], [True, False, False, True]]
 
 
+def test_channels_last_groups_conv_inputs_per_kernel_position():
+    # (out 1, in 4, kh 1, kw 2): at kw 0 the inputs are 1, 5, 2, 4 (keep 5, 4); at kw 1 they
+    # are 8, 0, 3, 7 (keep 8, 7).
+    weight = torch.tensor([[[[1.0, 8.0]], [[5.0, 0.0]], [[2.0, 3.0]], [[4.0, 7.0]]]])
+    mask = nm_masks({"conv": weight}, channels_last=True).masks["conv"]
+    assert mask[0, :, 0, 0].tolist() == [False, True, False, True]
+    assert mask[0, :, 0, 1].tolist() == [True, False, False, True]
+    # The default groups the flattened (in, kh, kw): (1, 8, 5, 0) and (2, 3, 4, 7).
+    default = nm_masks({"conv": weight}).masks["conv"]
+    assert default.reshape(-1).tolist() == [False, True, True, False, False, False, True, True]
+
+
+def test_channels_last_needs_input_channels_in_whole_groups():
+    # in 2 * kh 1 * kw 2 = 4 is a whole group by default, but 2 input channels are not.
+    weights = {
+        "conv": torch.randn(3, 2, 1, 2, generator=torch.Generator().manual_seed(0)),
+        "fc": torch.randn(3, 4, generator=torch.Generator().manual_seed(1)),
+    }
+    assert nm_masks(weights).skipped == ()
+    result = nm_masks(weights, channels_last=True)
+    assert result.skipped == ("conv",)
+    assert result.masks["conv"].all()
+    assert torch.equal(result.masks["fc"], nm_masks(weights).masks["fc"])
+
+
 def test_ties_keep_the_later_weights():
     mask = nm_masks({"fc": torch.ones(1, 8)}).masks["fc"]
     assert mask.tolist() == [[False, False, True, True] * 2]
