@@ -1,0 +1,1 @@
+"""Model pruning: structured (channel) pruning with real removal, and latency measurement."""
