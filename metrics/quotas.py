@@ -38,7 +38,7 @@ def quotas(
     if len(p) == 0:
         return np.zeros(0, dtype=np.int64)
     x = _real_quotas(total * p, lb, upper, total)
-    return _round_largest_remainders(x, upper, total)
+    return round_largest_remainders(x, upper, total)
 
 
 def balance_lower_bounds(sizes: np.ndarray, total: int, balance: float) -> np.ndarray:
@@ -120,7 +120,7 @@ def _real_quotas(target: np.ndarray, lb: np.ndarray, upper: np.ndarray, total: i
     return x
 
 
-def _round_largest_remainders(x: np.ndarray, upper: np.ndarray, total: int) -> np.ndarray:
+def round_largest_remainders(x: np.ndarray, upper: np.ndarray, total: int) -> np.ndarray:
     """Floor every quota, then add one to the largest fractional parts until the sum is ``total``.
 
     A quota already at its upper bound has no fractional part and is never raised. Bounds are

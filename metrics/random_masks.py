@@ -29,7 +29,7 @@ import torch
 
 from metrics.prunable import PruningError
 from metrics.prune_amount import prune_count
-from metrics.quotas import _round_largest_remainders
+from metrics.quotas import round_largest_remainders
 from metrics.weight_masks import check_weights, resolve_masks
 
 DISTRIBUTIONS = ("uniform", "erk")
@@ -103,7 +103,7 @@ def _kept_counts(
 ) -> dict[str, int]:
     _, caps, kept = _budget(weights, sparsity, alive)
     real = _real_kept(_mass(weights, distribution), caps, kept)
-    counts = _round_largest_remainders(real, caps, kept)
+    counts = round_largest_remainders(real, caps, kept)
     return {name: int(c) for name, c in zip(weights, counts, strict=True)}
 
 
