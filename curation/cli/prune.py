@@ -48,6 +48,7 @@ def _print_summary(summary: dict, config) -> None:
         ("kept", "kept_samples"),
         ("pruned", "pruned_samples"),
         ("failed", "failed_samples"),
+        ("held out", "heldout_samples"),
         ("rate requested", "rate_requested"),
         ("rate achieved", "rate_achieved"),
     ):

@@ -16,13 +16,14 @@ from pipelines.data_pruning import schema
 
 
 def _eligible_rows(ctx: Context, without_duplicates_at: float | None) -> list[np.ndarray]:
-    """Per shard, the rows k-means may train on: every valid one, or (DBP) the valid rows
-    SemDeDup keeps at that eps."""
+    """Per shard, the rows k-means may train on: every candidate (valid, not held out), or
+    (DBP) the candidates SemDeDup keeps at that eps."""
     if without_duplicates_at is not None:
         from pipelines.data_pruning.dedup import non_duplicate_rows
 
         return non_duplicate_rows(ctx, without_duplicates_at)
-    return [schema.valid_rows(ctx.run, unit) for unit in schema.shard_units(ctx)]
+    holdout = ctx.config.holdout
+    return [schema.candidate_rows(ctx.run, unit, holdout) for unit in schema.shard_units(ctx)]
 
 
 def _training_sample(

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from curation.fields import CLI, Count, Natural, OpenFraction, validated
+from curation.fields import CLI, Count, Fraction, Natural, OpenFraction, validated
 from curation.storage import absolute
 from pipelines.data_pruning import criteria
 
@@ -46,6 +46,11 @@ class PruneSettings(BaseModel):
     )
     neighbors: Count = Field(20, description="dbp: nearest centroids in d_inter.")
     seed: Natural = Field(0, description="Seed of every random choice.")
+    holdout: Fraction = Field(
+        0.0,
+        description="Fraction of samples set aside for `curate validate`, chosen by a hash of "
+        "their key: never clustered, scored, selected or written to the pruned shards.",
+    )
     batch_size: Count = Field(64, description="Images per model forward.")
     device: str = Field("cpu", description="cpu or cuda.")
     label_field: str = Field(

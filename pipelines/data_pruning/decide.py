@@ -12,13 +12,14 @@ import numpy as np
 from metrics.selection import kept_count
 from pipelines.data_pruning.cluster_table import cluster_table
 from pipelines.data_pruning.criteria import CRITERIA, active_filter, reason_table
-from pipelines.data_pruning.decision import Decision
+from pipelines.data_pruning.decision import HELDOUT, Decision
 from pipelines.data_pruning.samples import Samples
 
 
 def decide(samples: Samples, config) -> Decision:
     d = Decision.empty(len(samples), reason_table())
-    rows = np.flatnonzero(samples.valid)
+    d.mark(np.flatnonzero(samples.heldout), HELDOUT)
+    rows = samples.candidates
     target = kept_count(len(rows), config.rate)
     if (only := active_filter(config)) is not None:
         rows = only.rule(samples, config, d, rows)
@@ -26,6 +27,5 @@ def decide(samples: Samples, config) -> Decision:
         d.notes["short"] = f"only {len(rows)} samples passed the filter; {target} were asked"
     CRITERIA[config.metric].rule(samples, config, d, rows, min(target, len(rows)))
     if not d.clusters:
-        d.clusters = cluster_table(samples.clusters, np.flatnonzero(samples.valid), d.keep,
-                                   config.neighbors)  # fmt: skip
+        d.clusters = cluster_table(samples.clusters, samples.candidates, d.keep, config.neighbors)
     return d

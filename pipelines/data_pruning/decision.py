@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FAILED = "failed"
+FAILED, HELDOUT = "failed", "heldout"  # the reasons every decision can give
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ def bucket_units(ctx: Context) -> list[str]:
 
 
 def group_shard(ctx: Context, unit: str) -> dict:
-    """Split a shard's valid samples by cluster bucket (cluster mod bucket count)."""
-    rows = schema.valid_rows(ctx.run, unit)
+    """Split a shard's candidates by cluster bucket (cluster mod bucket count)."""
+    rows = schema.candidate_rows(ctx.run, unit, ctx.config.holdout)
     assigned = schema.read_assignment(ctx.run, "assign", unit).take(rows)
     ids = schema.read_rows(ctx.run, unit, ["id"])["id"].take(rows)
     embeddings = schema.read_embeddings(ctx.run, unit)[rows]
@@ -69,7 +69,7 @@ def dedup_bucket(ctx: Context, unit: str) -> dict:
 
 
 def non_duplicate_rows(ctx: Context, eps: float) -> list[np.ndarray]:
-    """Per shard, the valid rows SemDeDup keeps at `eps`: DBP's re-clustering trains on these
+    """Per shard, the candidates SemDeDup keeps at `eps`: DBP's re-clustering trains on these
     only."""
     table = pa.concat_tables(schema.read_dedup(ctx.run))
     similarity = table["max_similarity"].to_numpy().astype(np.float64)
@@ -77,5 +77,7 @@ def non_duplicate_rows(ctx: Context, eps: float) -> list[np.ndarray]:
     rows = []
     for unit in schema.shard_units(ctx):
         positions = schema.id_position(ids[schema.id_shard(ids) == int(unit)])
-        rows.append(np.setdiff1d(schema.valid_rows(ctx.run, unit), positions))
+        rows.append(
+            np.setdiff1d(schema.candidate_rows(ctx.run, unit, ctx.config.holdout), positions)
+        )
     return rows

@@ -15,9 +15,11 @@ from pipelines.data_pruning import schema
 
 
 def _labelled(ctx: Context, unit: str) -> tuple[np.ndarray, np.ndarray]:
-    table = schema.read_rows(ctx.run, unit, ["status", "label"])
-    labels = table["label"].to_numpy()
-    return np.flatnonzero(schema.valid_mask(table["status"]) & (labels >= 0)), labels
+    """The candidates with a label (held-out samples neither train the probes nor get a
+    score), and every row's label."""
+    labels = schema.read_rows(ctx.run, unit, ["label"])["label"].to_numpy()
+    rows = schema.candidate_rows(ctx.run, unit, ctx.config.holdout)
+    return rows[labels[rows] >= 0], labels
 
 
 def score_el2n(ctx: Context, unit: str) -> dict:

@@ -185,6 +185,7 @@ def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) 
             "clip_score": np.array([r.clip_score for r in rows], dtype=np.float64),
             "status": [schema.FAILED if r.error else schema.OK for r in rows],
             "error": [r.error for r in rows],
+            "key_hash": schema.key_hashes([r.key for r in rows]),
         },
         schema=schema.ROW_SCHEMA,
     )

@@ -27,7 +27,7 @@ class FinishedRun:
         """The gathered columns, with the scores `metric` reads (the run's own by default)."""
         config = self.config if metric is None else self.config.model_copy(
             update={"metric": metric})  # fmt: skip
-        return load_samples(self.run, self.units, loaders(config))
+        return load_samples(self.run, self.units, loaders(config), config.holdout)
 
     def embeddings(self) -> np.ndarray:
         """Every sample's embedding (zeros for failed ones), row-aligned with `samples()`."""

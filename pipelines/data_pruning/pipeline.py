@@ -20,7 +20,7 @@ def _embed_params(c) -> dict:
 
 def _cluster_params(c) -> dict:
     return {"clusters": c.clusters, "iterations": c.kmeans_iterations, "seed": c.seed,
-            "max_points_per_centroid": c.max_points_per_centroid}  # fmt: skip
+            "max_points_per_centroid": c.max_points_per_centroid, "holdout": c.holdout}  # fmt: skip
 
 
 def _select_params(c) -> dict:

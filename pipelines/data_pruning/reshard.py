@@ -94,6 +94,7 @@ def reshard_shard(ctx: Context, unit: str) -> dict:
             "successes": counts["kept"],
             "pruned": counts["pruned"],
             "failed": counts["failed"],
+            "heldout": counts["heldout"],
             "status_dict": counts["reasons"],
             "bytes_written": writer.bytes_written,
         },

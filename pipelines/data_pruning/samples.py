@@ -37,6 +37,7 @@ class Samples:
 
     ids: np.ndarray  # int64: shard index << 32 | position
     valid: np.ndarray  # bool: embedded (not failed)
+    heldout: np.ndarray  # bool: set aside for validation (valid, never a candidate)
     label: np.ndarray  # int64, -1 when unknown
     clusters: Clustering
     shard_sizes: np.ndarray  # rows per shard, to split columns back per shard
@@ -47,6 +48,11 @@ class Samples:
 
     def __getitem__(self, name: str) -> Any:
         return self.columns[name]
+
+    @property
+    def candidates(self) -> np.ndarray:
+        """Rows selection decides about: valid and not held out."""
+        return np.flatnonzero(self.valid & ~self.heldout)
 
     def shard_rows(self) -> list[slice]:
         """Each shard's rows, to split columns back per shard."""
@@ -92,20 +98,23 @@ def load_clustering(run: Folder, units: list[str], rows: list[slice], centroids:
     return Clustering(schema.read_centroids(run, centroids), cluster, distance)
 
 
-def load_samples(run: Folder, units: list[str], loaders: dict[str, Callable]) -> Samples:
+def load_samples(run: Folder, units: list[str], loaders: dict[str, Callable],
+                 holdout: float) -> Samples:  # fmt: skip
     """The columns every rule reads, and those of `loaders` (name -> loader)."""
     sizes = np.array([schema.row_count(run, u) for u in units], dtype=np.int64)
     rows = _slices(sizes)
     n = int(sizes.sum())
     ids, valid = np.empty(n, dtype=np.int64), np.empty(n, dtype=bool)
-    label = np.empty(n, dtype=np.int64)
-    read = partial(schema.read_rows, run, columns=["id", "status", "label"])
+    label, heldout = np.empty(n, dtype=np.int64), np.empty(n, dtype=bool)
+    read = partial(schema.read_rows, run, columns=["id", "status", "label", "key_hash"])
     for part, table in per_shard(units, rows, read):
         ids[part] = table["id"].to_numpy()
         valid[part] = schema.valid_mask(table["status"])
         label[part] = table["label"].to_numpy()
-    samples = Samples(ids, valid, label, load_clustering(run, units, rows, "cluster", "assign"),
-                      sizes)  # fmt: skip
+        heldout[part] = schema.heldout_mask(table["key_hash"].to_numpy(), holdout)
+    heldout &= valid
+    clusters = load_clustering(run, units, rows, "cluster", "assign")
+    samples = Samples(ids, valid, heldout, label, clusters, sizes)
     for name, loader in loaders.items():
         samples.columns[name] = loader(run, units, rows)
     return samples

@@ -16,11 +16,15 @@ OUTPUT/<unit>.tar, <unit>_stats.json, decisions.parquet, summary.json, .curate-r
 A unit is an input shard (`00000`, `00001`... in input order) or `all` for a barrier. A sample's
 internal id is `shard index << 32 | position`: sorted ids are input order, ties in every
 ranking go to the smaller id, and repeated keys never collide. A row is valid (embedded) when
-its status is `ok`; every other row is failed, with its error.
+its status is `ok`; every other row is failed, with its error. A valid row is held out (set
+aside for validation: never clustered, scored or selected) when the 64-bit hash of its key
+falls below `--holdout` of the hash range, so the split does not depend on shards or order; the
+other valid rows are the candidates of selection.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +42,7 @@ ALL = "all"  # the single unit of a barrier stage
 POSITION_BITS = 32
 POSITION_MASK = (1 << POSITION_BITS) - 1
 OK, FAILED = "ok", "failed"
+KEPT, PRUNED, HELDOUT = "kept", "pruned", "heldout"  # a decision's status, besides FAILED
 
 ROW_SCHEMA = pa.schema([
     ("id", pa.int64()),
@@ -50,6 +55,7 @@ ROW_SCHEMA = pa.schema([
     ("clip_score", pa.float64()),
     ("status", pa.string()),
     ("error", pa.string()),
+    ("key_hash", pa.uint64()),
 ])  # fmt: skip
 
 DECISION_SCHEMA = pa.schema([
@@ -93,6 +99,18 @@ def id_shard(ids: np.ndarray) -> np.ndarray:
 
 def id_position(ids: np.ndarray) -> np.ndarray:
     return ids & POSITION_MASK
+
+
+def key_hashes(keys: list[str]) -> np.ndarray:
+    """A stable 64-bit hash of each key (BLAKE2b), uniform over the uint64 range."""
+    return np.array([int.from_bytes(hashlib.blake2b(k.encode("utf-8", "surrogateescape"),
+                                                    digest_size=8).digest(), "big")
+                     for k in keys], dtype=np.uint64)  # fmt: skip
+
+
+def heldout_mask(hashes: np.ndarray, fraction: float) -> np.ndarray:
+    """Rows whose key hash falls in the lowest `fraction` of the hash range."""
+    return hashes < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
 
 
 # Files
@@ -145,6 +163,14 @@ def valid_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def valid_rows(run: Folder, unit: str) -> np.ndarray:
     """Row indices of the samples of a shard that were embedded (not failed)."""
     return np.flatnonzero(valid_mask(read_rows(run, unit, ["status"])["status"]))
+
+
+def candidate_rows(run: Folder, unit: str, holdout: float) -> np.ndarray:
+    """Row indices of the valid samples that are not held out: what clustering, every score
+    and selection see."""
+    table = read_rows(run, unit, ["status", "key_hash"])
+    heldout = heldout_mask(table["key_hash"].to_numpy(), holdout)
+    return np.flatnonzero(valid_mask(table["status"]) & ~heldout)
 
 
 # cluster / assign (also dbp_cluster / dbp_assign)
@@ -247,22 +273,23 @@ def read_selection_record(run: Folder) -> dict:
     return run.read_json("select", "selection.json")
 
 
+STATUSES = (KEPT, PRUNED, FAILED, HELDOUT)
+
+
 def count_decisions(decisions: pa.Table) -> dict:
-    """input = kept + pruned + failed, and the count of each reason."""
+    """input = kept + pruned + failed + heldout, and the count of each reason."""
     status = decisions["status"].to_pylist()
     reasons = decisions["reason"].to_pylist()
     return {
         "input": len(status),
-        "kept": status.count("kept"),
-        "pruned": status.count("pruned"),
-        "failed": status.count("failed"),
+        **{name: status.count(name) for name in STATUSES},
         "reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
     }
 
 
 def sum_counts(counts: list[dict]) -> dict:
     """Totals over shards, in the shape of `count_decisions`."""
-    totals: dict = {k: sum(c[k] for c in counts) for k in ("input", "kept", "pruned", "failed")}
+    totals: dict = {k: sum(c.get(k, 0) for c in counts) for k in ("input", *STATUSES)}
     reasons: dict[str, int] = {}
     for c in counts:
         for reason, n in c["reasons"].items():

@@ -1,5 +1,5 @@
 """select: apply the pruning rate over every valid sample; write per-shard keep-lists and
-decisions (every sample: kept, pruned or failed, and why).
+decisions (every sample: kept, pruned, failed or held out, and why).
 
 Reasons and details become strings one shard at a time, as each shard's decisions are written:
 a string per sample for all of them at once would not fit in 2 GB at 10M samples
@@ -16,7 +16,7 @@ from curation.stage import Context
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.criteria import loaders
 from pipelines.data_pruning.decide import decide
-from pipelines.data_pruning.decision import FAILED, Decision, Detail
+from pipelines.data_pruning.decision import FAILED, HELDOUT, Decision, Detail
 from pipelines.data_pruning.duplicates import repeated_keys
 from pipelines.data_pruning.samples import load_samples
 
@@ -25,7 +25,7 @@ Keys = tuple[pa.ChunkedArray, np.ndarray]  # see _related_keys
 
 def select_samples(ctx: Context, unit: str) -> dict:
     units = schema.shard_units(ctx)
-    samples = load_samples(ctx.run, units, loaders(ctx.config))
+    samples = load_samples(ctx.run, units, loaders(ctx.config), ctx.config.holdout)
     decision = decide(samples, ctx.config)
     keys = [_related_keys(ctx, units, detail.related) for detail in decision.details]
     notes = repeated_keys(ctx.run, units, ctx.config.shards)
@@ -84,7 +84,8 @@ def _decisions(embedded: pa.Table, decision: Decision, rows: slice, detail: list
                cluster: np.ndarray, shard: str, notes: dict[int, str]) -> pa.Table:  # fmt: skip
     keep, reason = decision.keep[rows], decision.reasons(rows)
     failed = reason == FAILED
-    status = np.where(failed, "failed", np.where(keep, "kept", "pruned"))
+    status = np.where(keep, schema.KEPT, schema.PRUNED)
+    status = np.where(reason == HELDOUT, schema.HELDOUT, np.where(failed, schema.FAILED, status))
     errors = np.asarray(embedded["error"].to_pylist(), dtype=object)
     detail = np.where(failed, errors, np.asarray(detail, dtype=object))
     for i, sample_id in enumerate(embedded["id"].to_pylist() if notes else []):

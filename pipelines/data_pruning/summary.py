@@ -37,6 +37,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "kept_samples": totals["kept"],
         "pruned_samples": totals["pruned"],
         "failed_samples": totals["failed"],
+        "heldout_samples": totals["heldout"],
         "valid_samples": valid,
         "rate_requested": cfg.rate,
         "rate_achieved": round(totals["pruned"] / valid, 6) if valid else 0.0,

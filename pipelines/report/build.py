@@ -28,6 +28,7 @@ def _summary(content: ReportContent) -> str:
         ("kept", c["kept"]),
         ("pruned", c["pruned"]),
         ("failed", c["failed"]),
+        ("held out", c["heldout"]),
         ("rate requested", cfg.rate),
         ("rate achieved", round(c["pruned"] / valid, 6) if valid else 0.0),
     ]

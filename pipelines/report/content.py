@@ -26,6 +26,11 @@ class ReportContent:
     curve_png: bytes | None
 
 
+def decided(decisions: pd.DataFrame) -> pd.DataFrame:
+    """The rows selection decided about (kept or pruned; not failed, not held out)."""
+    return decisions[decisions["status"].isin([schema.KEPT, schema.PRUNED])]
+
+
 def load_decisions(run: FinishedRun) -> pd.DataFrame:
     decisions = run.decisions().to_pandas()
     rows = run.rows(["shard", "label", "caption"]).to_pandas()
@@ -40,7 +45,7 @@ def cluster_table(decisions: pd.DataFrame, summary: dict | None, metric: str) ->
     """Per cluster: size, kept, pruned, kept share and d_intra (mean cosine distance of the
     members to the centroid); d_inter, complexity and the criterion's own columns (dbp's
     quota) as summary.json recorded them."""
-    valid = decisions[decisions["status"] != "failed"]
+    valid = decided(decisions)
     grouped = valid.groupby("cluster")
     table = pd.DataFrame(
         {

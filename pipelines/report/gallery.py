@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from pipelines.report.content import decided
 from shards.extensions import IMAGE_EXTENSIONS
 from shards.pick import pick_samples
 
@@ -39,7 +40,7 @@ def choose_samples(
     """Up to `clusters` clusters (those with both kept and pruned members first), each with up
     to `per_side` kept and `per_side` pruned members, drawn with `seed`."""
     rng = np.random.default_rng(seed)
-    valid = decisions[decisions["status"] != "failed"]
+    valid = decided(decisions)
     mixed = valid.groupby("cluster")["kept"].agg(lambda k: 0 < k.sum() < len(k))
     ids = np.array(sorted(valid["cluster"].unique()))
     both, one_sided = ids[mixed.loc[ids].to_numpy()], ids[~mixed.loc[ids].to_numpy()]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.plotting import new_figure, png_bytes
+from pipelines.report.content import decided
 
 KEPT_COLOUR, PRUNED_COLOUR = "#2a9d8f", "#e76f51"
 
@@ -46,7 +47,7 @@ def complexity(clusters: pd.DataFrame) -> bytes:
 
 def score_distribution(decisions: pd.DataFrame) -> bytes:
     """The score the selection ranked by, for kept and pruned samples."""
-    valid = decisions[decisions["status"] != "failed"]
+    valid = decided(decisions)
     score = valid["score"].to_numpy(dtype=np.float64)
     name = "selection score"
     if np.isnan(score).all():

@@ -19,7 +19,7 @@ from pipelines.data_pruning.criteria import (
     semdedup,
 )
 from pipelines.data_pruning.criteria.base import Criterion, Filter, Loader
-from pipelines.data_pruning.decision import FAILED
+from pipelines.data_pruning.decision import FAILED, HELDOUT
 
 CRITERIA: dict[str, Criterion] = {
     c.name: c
@@ -48,7 +48,7 @@ def options() -> dict[str, tuple[Any, Any]]:
 
 def reason_table() -> tuple[str, ...]:
     """Every reason a decision can give, FAILED first, each once."""
-    reasons = [FAILED]
+    reasons = [FAILED, HELDOUT]
     for rule in (*FILTERS.values(), *CRITERIA.values()):
         reasons += [r for r in rule.reasons if r not in reasons]
     return tuple(reasons)
