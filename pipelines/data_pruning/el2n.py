@@ -37,11 +37,12 @@ def score_el2n(ctx: Context, unit: str) -> dict:
     if len(y) == 0:
         raise NoResultError("EL2N needs labels: no sample has a .cls or a json "
                             f"'{cfg.label_field}' field (see --label-field)")  # fmt: skip
-    scores = el2n(np.concatenate(vectors).astype(np.float32), y, models=cfg.el2n_models,
+    classes, dense = np.unique(y, return_inverse=True)  # the head has one output per class seen
+    scores = el2n(np.concatenate(vectors).astype(np.float32), dense, models=cfg.el2n_models,
                   epochs=cfg.el2n_epochs, hidden=cfg.el2n_hidden, seed=cfg.seed)  # fmt: skip
     offsets = np.cumsum([0] + [len(r) for r in rows])
     for i, shard_unit in enumerate(units):
         column = np.full(sizes[i], np.nan)
         column[rows[i]] = scores[offsets[i] : offsets[i + 1]]
         schema.write_el2n(ctx.run, shard_unit, column)
-    return {"samples": len(y), "classes": int(y.max()) + 1}
+    return {"samples": len(y), "classes": len(classes)}

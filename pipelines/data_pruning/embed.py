@@ -6,7 +6,6 @@ is the bottleneck; JPEGs decode in draft mode at the model's input scale.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from metrics.clip_score import clip_score
 from pipelines.data_pruning import schema
 from pipelines.embedders import Embedder, load_embedder
 from shards.extensions import IMAGE_EXTENSIONS
+from shards.labels import LabelError, sample_label
 from shards.paths import open_shard
 from shards.tario import Sample, ShardFormatError, iter_samples
 
@@ -38,19 +38,13 @@ class Row:
     clip_score: float = float("nan")
 
 
-def _label(sample: Sample, field: str) -> int:
-    cls = sample.get("cls")
+def _label(sample: Sample, field: str) -> tuple[int, str | None]:
+    """(label, why the sample fails): -1 when it has none."""
     try:
-        if cls is not None:
-            return int(cls.data.decode().strip())
-        meta = sample.get("json")
-        if meta is not None:
-            value = json.loads(meta.data).get(field)
-            if value is not None:
-                return int(value)
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        pass
-    return -1
+        label = sample_label(sample, field)
+    except LabelError as exc:
+        return -1, str(exc)
+    return (-1 if label is None else label), None
 
 
 def _caption(sample: Sample) -> str | None:
@@ -135,15 +129,11 @@ def _encode(
     tensors = []
     for sample, future in zip(batch, decoding, strict=True):
         result = future.result()
-        row = Row(
-            sample.key,
-            sample.position,
-            _label(sample, cfg.label_field),
-            _caption(sample),
-            sample.nbytes,
-        )
-        if isinstance(result, str):
-            row.error = result
+        label, label_error = _label(sample, cfg.label_field)
+        caption = _caption(sample) if cfg.needs_captions else None  # stored only when used
+        row = Row(sample.key, sample.position, label, caption, sample.nbytes)
+        if isinstance(result, str) or label_error:
+            row.error = result if isinstance(result, str) else label_error
         else:
             tensors.append(result)
         rows.append(row)

@@ -16,7 +16,7 @@ from pipelines.data_pruning.finished import FinishedRun
 @dataclass
 class ReportContent:
     run: FinishedRun
-    decisions: pd.DataFrame  # one row per sample, with label and caption
+    decisions: pd.DataFrame  # one row per sample, with its label
     counts: dict  # input, kept, pruned, failed, reasons
     summary: dict | None  # the output folder's summary.json
     clusters: pd.DataFrame
@@ -33,10 +33,9 @@ def decided(decisions: pd.DataFrame) -> pd.DataFrame:
 
 def load_decisions(run: FinishedRun) -> pd.DataFrame:
     decisions = run.decisions().to_pandas()
-    rows = run.rows(["shard", "label", "caption"]).to_pandas()
+    rows = run.rows(["shard", "label"]).to_pandas()
     decisions["shard_index"] = rows["shard"].to_numpy()
     decisions["label"] = rows["label"].to_numpy()
-    decisions["caption"] = rows["caption"].to_numpy()
     decisions["distance"] = run.samples().clusters.distance
     return decisions
 

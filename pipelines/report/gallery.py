@@ -72,31 +72,37 @@ def thumbnail_uri(data: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _caption(row) -> str:
+def _caption(row, caption: str | None) -> str:
     parts = []
     if row.label >= 0:
         parts.append(f"label {row.label}")
-    if isinstance(row.caption, str) and row.caption:
-        text = row.caption if len(row.caption) <= 80 else row.caption[:77] + "..."
-        parts.append(text)
+    if caption:
+        parts.append(caption if len(caption) <= 80 else caption[:77] + "...")
     return " · ".join(parts) or row.key
+
+
+def _text(sample) -> str | None:
+    txt = sample.get("txt")
+    return None if txt is None else bytes(txt.data[:400]).decode("utf-8", "replace")
 
 
 def thumbnails(chosen: dict[int, pd.DataFrame], shards: list[str]) -> dict[int, list[Thumbnail]]:
     """Read every chosen sample in one pass per shard."""
     everything = pd.concat(chosen.values()) if chosen else pd.DataFrame()
     uris: dict[tuple[int, int], str] = {}
+    captions: dict[tuple[int, int], str | None] = {}
     for shard, group in everything.groupby("shard_index") if len(everything) else []:
         for sample in pick_samples(shards[int(shard)], group["position"].astype(int)):
             image = sample.get(*IMAGE_EXTENSIONS)
             if image is not None:
                 uris[(int(shard), sample.position)] = thumbnail_uri(image.data)
+                captions[(int(shard), sample.position)] = _text(sample)
     return {
         cluster: [
             Thumbnail(
                 uris[(int(r.shard_index), int(r.position))],
                 r.key,
-                _caption(r),
+                _caption(r, captions[(int(r.shard_index), int(r.position))]),
                 bool(r.kept),
                 r.reason,
                 float(r.score),

@@ -87,6 +87,7 @@ def test_unlabelled_samples_are_a_user_error():
     samples = Samples(
         ids=np.arange(4),
         valid=np.ones(4, bool),
+        heldout=np.zeros(4, bool),
         label=np.full(4, -1),
         clusters=Clustering(np.zeros((1, 2), np.float32), np.zeros(4, np.int32), np.zeros(4)),
         shard_sizes=np.array([4]),
