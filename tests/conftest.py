@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from services import dask_cluster, s3, s3_server  # noqa: F401  (fixtures for every test)
 
 TINY_CLIP = {
     "embed_dim": 32,
