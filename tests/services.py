@@ -213,6 +213,18 @@ def dask_cluster_on_localhost(workers: int = 2, dashboard: bool = False) -> Iter
         yield cluster
 
 
+def hold_until_released(folder: str) -> int:
+    """A toy task for cluster tests: says which worker process runs it, then waits for a
+    `go` file (at most a minute) and returns that process's pid."""
+    pid = os.getpid()
+    Path(folder, f"started-{pid}").touch()
+    deadline = time.monotonic() + 60
+    while not Path(folder, "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    Path(folder, f"finished-{pid}").touch()
+    return pid
+
+
 @pytest.fixture
 def dask_cluster() -> Iterator[DaskCluster]:
     """A fresh scheduler and two workers per test (a test may kill one)."""
