@@ -177,20 +177,25 @@ class Lease:
         return True
 
     def _read(self) -> dict | None:
-        try:
-            data = self.folder.fs.cat_file(self.folder.path(LEASE_NAME))
-        except FileNotFoundError:
-            return None
-        try:
-            record = json.loads(data)
-        except ValueError:
-            record = None
-        if not _well_formed(record):
-            raise CurateError(
-                f"lease file {self.url} is unreadable (not a curate lease): remove it if no "
-                f"curate run is writing {self.folder.url}"
-            )
-        return record
+        """The lease's record, or None when there is none. A local O_EXCL create shows the
+        file before its content, so an unreadable lease gets a second look."""
+        for attempt in range(2):
+            try:
+                data = self.folder.fs.cat_file(self.folder.path(LEASE_NAME))
+            except FileNotFoundError:
+                return None
+            try:
+                record = json.loads(data)
+            except ValueError:
+                record = None
+            if _well_formed(record):
+                return record
+            if attempt == 0:
+                time.sleep(max(self.settle, 0.05))
+        raise CurateError(
+            f"lease file {self.url} is unreadable (not a curate lease): remove it if no "
+            f"curate run is writing {self.folder.url}"
+        )
 
     def _stale(self, record: dict) -> str | None:
         """Why the lease is stale, or None while its owner is alive."""

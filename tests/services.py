@@ -138,7 +138,6 @@ def _clear_s3fs_instances() -> None:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    pytest.importorskip("s3fs", reason="the s3 extra is not installed")
     with moto_server() as server:
         yield server
 
@@ -189,7 +188,10 @@ def dask_cluster_on_localhost(workers: int = 2, dashboard: bool = False) -> Iter
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    view = ["--dashboard-address", f"127.0.0.1:{free_port()}"] if dashboard else ["--no-dashboard"]
+    # The scheduler's HTTP server (health, metrics; the dashboard when asked) always listens:
+    # keep it on a free local port, not on :8787 of every interface.
+    view = ["--dashboard-address", f"127.0.0.1:{free_port()}"]
+    view += [] if dashboard else ["--no-dashboard"]
     paths = [str(TESTS.parent), str(TESTS), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     start = time.monotonic()
@@ -207,7 +209,7 @@ def dask_cluster_on_localhost(workers: int = 2, dashboard: bool = False) -> Iter
         with Client(address, timeout=START_TIMEOUT) as client:
             client.wait_for_workers(workers, timeout=START_TIMEOUT)
             services = client.scheduler_info()["services"]
-        if "dashboard" in services:
+        if dashboard:
             cluster.dashboard = f"http://127.0.0.1:{services['dashboard']}/status"
         cluster.started_in = round(time.monotonic() - start, 2)
         yield cluster

@@ -190,5 +190,6 @@ def test_on_a_store_ignoring_if_none_match_the_read_back_decides(s3):
 
 def _assert_one_writer(folder: Folder, outputs: list[str]) -> None:
     assert sorted(o.split()[0] for o in outputs) == ["acquired", "refused", "refused"], outputs
-    assert all("is being written by another curate run" in o for o in outputs if o != "acquired")
+    refusals = [o for o in outputs if o != "acquired"]
+    assert all("is being written by another curate run" in o for o in refusals), outputs
     assert not folder.exists(LEASE_NAME)

@@ -2,9 +2,11 @@
 
 import os
 import time
+import urllib.error
 import urllib.request
 
 import fsspec
+import pytest
 from services import dask_cluster_on_localhost, hold_until_released
 
 
@@ -33,6 +35,18 @@ def test_a_task_killed_with_its_worker_is_retried_on_the_other(dask_cluster, tmp
         second = future.result(timeout=30)
     assert second != first and second in dask_cluster.worker_pids()
     assert sorted(p.name for p in tmp_path.glob("finished-*")) == [f"finished-{second}"]
+
+
+def test_without_a_dashboard_the_client_still_gives_a_link_that_is_not_one(dask_cluster):
+    """So a link is worth printing only when it answers."""
+    from distributed import Client
+
+    assert dask_cluster.dashboard is None
+    with Client(dask_cluster.address, timeout=10) as client:
+        link = client.dashboard_link
+    assert link.startswith("http://127.0.0.1:")
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        urllib.request.urlopen(link, timeout=10)
 
 
 def test_a_cluster_with_a_dashboard_gives_its_link():

@@ -111,7 +111,6 @@ def test_check_access_without_credentials_says_what_to_set(s3, monkeypatch):
 
 
 def test_check_access_with_wrong_credentials_says_what_to_set(monkeypatch):
-    pytest.importorskip("s3fs")
     with moto_server(INITIAL_NO_AUTH_ACTION_COUNT="0") as server:
         s3_environment(monkeypatch, server.endpoint)
         with pytest.raises(CurateError) as caught:
