@@ -167,8 +167,7 @@ class Lease:
 
     def _create(self) -> bool:
         """Exclusive create; False when a lease file exists."""
-        if not self.folder.object_store:
-            self.folder.makedirs()
+        self.folder.makedirs()
         try:
             with self.folder.fs.open(self.folder.path(LEASE_NAME), "xb") as f:
                 f.write(self._encode())

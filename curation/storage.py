@@ -215,7 +215,9 @@ class Folder:
         return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
 
     def makedirs(self, *parts: str) -> None:
-        self.fs.makedirs(self.path(*parts), exist_ok=True)
+        """Object stores have no folders (and s3fs would create a missing bucket): nothing."""
+        if not self.object_store:
+            self.fs.makedirs(self.path(*parts), exist_ok=True)
 
     def remove(self, *parts: str) -> None:
         path = self.path(*parts)

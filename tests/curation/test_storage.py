@@ -95,11 +95,12 @@ def test_check_access_accepts_a_bucket_and_leaves_nothing_behind(s3):
     assert fsspec.filesystem("s3").ls(s3.bucket) == []
 
 
-def test_check_access_names_a_missing_bucket_without_creating_it(s3):
+def test_a_missing_bucket_is_named_and_never_created(s3):
     with pytest.raises(
         CurateError, match=r"s3://no-such-bucket-x/out: bucket no-such-bucket-x does not"
     ):
         check_access("s3://no-such-bucket-x/out", writable=True)
+    Folder("s3://no-such-bucket-x/out").makedirs("embed")
     assert not fsspec.filesystem("s3").exists("no-such-bucket-x")
 
 
