@@ -5,10 +5,10 @@ from __future__ import annotations
 import glob
 import os
 
-import fsspec
 from braceexpand import braceexpand
 
 from curation.errors import CurateError
+from curation.storage import explain, filesystem
 
 GLOB_CHARS = "*?["
 
@@ -17,18 +17,28 @@ def is_url(path: str) -> bool:
     return "://" in path
 
 
-def _expand_one(pattern: str) -> list[str]:
-    has_glob = any(c in pattern for c in GLOB_CHARS)
-    if is_url(pattern):
-        fs, _, _ = fsspec.get_fs_token_paths(pattern)
-        protocol = pattern.split("://", 1)[0]
-        if has_glob:
-            found = sorted(fs.glob(pattern))
+def _expand_url(pattern: str, storage_options: dict | None) -> list[str]:
+    """Glob or check one URL; storage failures become one line naming what to set."""
+    fs, path = filesystem(pattern, storage_options)
+    protocol = pattern.split("://", 1)[0]
+    try:
+        if any(c in pattern for c in GLOB_CHARS):
+            found = sorted(fs.glob(path))
             return [p if "://" in p else f"{protocol}://{p}" for p in found]
-        if not fs.exists(pattern):
-            raise CurateError(f"shard not found: {pattern}")
-        return [pattern]
-    if has_glob:
+        kind = fs.info(path)["type"]
+    except FileNotFoundError:
+        raise CurateError(f"shard not found: {pattern}") from None
+    except Exception as exc:
+        raise explain(exc, pattern) from None
+    if kind != "file":
+        raise CurateError(f"shard is not a file: {pattern}")
+    return [pattern]
+
+
+def _expand_one(pattern: str, storage_options: dict | None) -> list[str]:
+    if is_url(pattern):
+        return _expand_url(pattern, storage_options)
+    if any(c in pattern for c in GLOB_CHARS):
         return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
     if not os.path.exists(pattern):
         raise CurateError(f"shard not found: {pattern}")
@@ -37,8 +47,9 @@ def _expand_one(pattern: str) -> list[str]:
     return [pattern]
 
 
-def expand_shards(patterns: list[str]) -> list[str]:
-    """Paths, globs, brace ranges (`{00000..00009}`) and fsspec URLs, in the order given.
+def expand_shards(patterns: list[str], storage_options: dict | None = None) -> list[str]:
+    """Paths, globs, brace ranges (`{00000..00009}`) and fsspec URLs, in the order given;
+    `storage_options` go to the filesystem of each URL (`--storage-options`).
 
     Globs expand in sorted order, so the shard list (and every output name derived from it)
     does not depend on directory listing order.
@@ -46,7 +57,7 @@ def expand_shards(patterns: list[str]) -> list[str]:
     shards: list[str] = []
     for pattern in patterns:
         for concrete in braceexpand(pattern):
-            found = _expand_one(concrete)
+            found = _expand_one(concrete, storage_options)
             if not found:
                 raise CurateError(f"no shards match: {concrete}")
             shards.extend(found)
@@ -60,6 +71,7 @@ def expand_shards(patterns: list[str]) -> list[str]:
     return [s if is_url(s) else os.path.abspath(s) for s in shards]
 
 
-def open_shard(url: str):
+def open_shard(url: str, storage_options: dict | None = None):
     """Open a shard for binary streaming reads (local path or fsspec URL)."""
-    return fsspec.open(url, "rb").open()
+    fs, path = filesystem(url, storage_options)
+    return fs.open(path, "rb")

@@ -10,6 +10,7 @@ import pytest
 
 from tests.builders import TINY_CLIP, write_shards
 from tests.runs import cli_prune_args, curate
+from tests.services import dask_cluster, s3, s3_server  # noqa: F401  (fixtures for every test)
 
 
 @pytest.fixture(scope="session")
