@@ -10,7 +10,6 @@ import io
 import time
 
 from curation.errors import CurateError
-from pipelines.data_pruning import decide as decide_module
 from pipelines.data_pruning.finished import open_run
 from pipelines.data_pruning.runner import ensure_scores
 from pipelines.plotting import new_figure, png_bytes
@@ -73,15 +72,14 @@ def sweep(run_dir: str, config: ValidationConfig, plan: SweepPlan) -> dict:
     skipped: dict[str, str] = {}
     for metric in metrics:
         ensure_scores(run.run, run.config.model_copy(update={"metric": metric}))
-        scored = run.samples(metric)
         for rate in rates:
             update = {"rate": rate, "metric": metric}
             try:
-                decision = decide_module.decide(scored, run.config.model_copy(update=update))
+                keep = run.kept_by(run.config.model_copy(update=update))
             except (CurateError, ValueError) as exc:
                 skipped[metric] = f"{type(exc).__name__}: {exc}"
                 break
-            subset = compare.data.subset(decision.keep)
+            subset = compare.data.subset(keep)
             if len(subset) == 0:
                 skipped[metric] = f"no kept sample in the training split at rate {rate}"
                 break

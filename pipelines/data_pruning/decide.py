@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from curation.storage import Folder
 from metrics.selection import kept_count
 from pipelines.data_pruning.cluster_table import cluster_table
-from pipelines.data_pruning.criteria import CRITERIA, active_filter, reason_table
+from pipelines.data_pruning.criteria import CRITERIA, active_filter, loaders, reason_table
 from pipelines.data_pruning.decision import HELDOUT, Decision
-from pipelines.data_pruning.samples import Samples
+from pipelines.data_pruning.samples import Samples, load_samples
 
 
 def decide(samples: Samples, config) -> Decision:
@@ -29,3 +30,9 @@ def decide(samples: Samples, config) -> Decision:
     if not d.clusters:
         d.clusters = cluster_table(samples.clusters, samples.candidates, d.keep, config.neighbors)
     return d
+
+
+def keep_mask(run: Folder, units: list[str], config) -> np.ndarray:
+    """Every row's kept flag under `config` (its criterion, rate and options) from a run's
+    scores: what `curate sweep` trains on for each (metric, rate)."""
+    return decide(load_samples(run, units, loaders(config), config.holdout), config).keep

@@ -14,6 +14,7 @@ from curation.storage import Folder
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.config import PruneConfig
 from pipelines.data_pruning.criteria import loaders
+from pipelines.data_pruning.decide import keep_mask
 from pipelines.data_pruning.samples import Samples, concat_rows, load_samples
 
 
@@ -46,6 +47,10 @@ class FinishedRun:
 
     def decisions(self) -> pa.Table:
         return pa.concat_tables(schema.read_decisions(self.run, u) for u in self.units)
+
+    def kept_by(self, config: PruneConfig) -> np.ndarray:
+        """What a selection under `config` would keep, row-aligned with `samples()`."""
+        return keep_mask(self.run, self.units, config)
 
     def counts(self) -> dict:
         return schema.read_total_counts(self.run, self.units)
