@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
 from curation.errors import CurateError
 from pipelines.data_pruning.finished import FinishedRun
 from pipelines.data_pruning.samples import Samples
+from pipelines.images import decode_rgb
 from pipelines.validation.config import ValidationConfig
 from shards.extensions import IMAGE_EXTENSIONS
 from shards.pick import pick_samples
@@ -80,14 +79,6 @@ def load_labelled(run: FinishedRun, samples: Samples, config: ValidationConfig) 
     return LabelledData(inputs, torch.from_numpy(labels.astype(np.int64)), rows, train, classes)
 
 
-def _to_tensor(data: bytes, size: int) -> torch.Tensor:
-    with Image.open(io.BytesIO(data)) as image:
-        image = image.convert("RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.BILINEAR)
-        return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
-
-
 def load_images(run: FinishedRun, rows: np.ndarray, size: int) -> torch.Tensor:
     """Decode the images of `rows` from the original shards, resized to `size` x `size`."""
     table = run.rows(["shard", "position"])
@@ -103,7 +94,7 @@ def load_images(run: FinishedRun, rows: np.ndarray, size: int) -> torch.Tensor:
             image = sample.get(*IMAGE_EXTENSIONS)
             if image is not None:
                 i = where[sample.position]
-                images[i] = _to_tensor(image.data, size)
+                images[i] = decode_rgb(image.data, size)
                 found[i] = True
     if not found.all():
         raise CurateError(

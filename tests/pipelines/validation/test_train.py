@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from pipelines.training import batch_schedule
 from pipelines.validation.config import ValidationConfig
 from pipelines.validation.data import LabelledData, heldout_mask
-from pipelines.validation.train import accuracy, batch_schedule, train_model
+from pipelines.validation.train import accuracy, train_model
 
 
 def blobs(n: int = 400, classes: int = 4, dim: int = 16, seed: int = 0) -> LabelledData:
