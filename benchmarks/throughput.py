@@ -28,8 +28,7 @@ from curation.storage import Folder
 from pipelines.data_pruning.config import PruneConfig
 from pipelines.data_pruning.embed import embed_shard
 from pipelines.data_pruning.reshard import copy_kept
-from pipelines.data_pruning.workers import setup_threads
-from pipelines.embedders import load_embedder
+from pipelines.data_pruning.workers import embedder_of, setup_threads
 from shards.tario import TarWriter, iter_samples
 
 
@@ -77,7 +76,7 @@ def time_embed(ctx: Context, units: list[str]) -> float:
 
 
 def time_model_only(ctx: Context, shards: list[str]) -> float:
-    embedder = load_embedder(ctx.config.model, ctx.config.pretrained)
+    embedder = embedder_of(ctx.config)
     tensors = []
     for shard in shards:
         with open(shard, "rb") as f:

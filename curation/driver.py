@@ -6,11 +6,13 @@ runs units itself (Airflow's mapped tasks) drives a stage exactly as the executo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from curation import rundir
 from curation.errors import CurateError
 from curation.executors import Executor
 from curation.progress import StageProgress
-from curation.stage import Context, Stage, stage_hash
+from curation.stage import Context, Stage, stage_hash, unit_fingerprint
 
 
 def stage_digests(stages: list[Stage], config) -> dict[str, str]:
@@ -34,8 +36,11 @@ def prepare_stage(stage: Stage, ctx: Context, digest: str) -> list[str]:
     run.remove_temporaries(stage.name)
     units = stage.units(ctx)
     rundir.write_units(run, stage.name, units)
-    done = set(rundir.done_units(run, stage.name))
-    return [u for u in units if u not in done]
+    if stage.fingerprint is None:
+        done = set(rundir.done_units(run, stage.name))
+        return [u for u in units if u not in done]
+    return [u for u in units if rundir.done_fingerprint(run, stage.name, u)
+            != unit_fingerprint(stage, ctx, u)]  # fmt: skip
 
 
 def finish_stage(stage: Stage, ctx: Context, failures: list[tuple[str, BaseException]]) -> None:
@@ -75,7 +80,12 @@ def run_stage(stage: Stage, ctx: Context, executor: Executor, digest: str) -> No
     finish_stage(stage, ctx, failures)
 
 
-def run_stages(stages: list[Stage], ctx: Context, executor: Executor) -> None:
+def run_stages(stages: list[Stage], ctx: Context, executor: Executor,
+               guard: Callable[[], None] | None = None) -> None:  # fmt: skip
+    """Every stage in order; `guard` (a lease's check) runs before each and stops the run by
+    raising."""
     digests = stage_digests(stages, ctx.config)
     for stage in stages:
+        if guard is not None:
+            guard()
         run_stage(stage, ctx, executor, digests[stage.name])

@@ -77,8 +77,11 @@ def done_units(run: Folder, stage: str) -> list[str]:
     return run.listdir(stage, "done")
 
 
-def is_done(run: Folder, stage: str, unit: str) -> bool:
-    return run.exists(stage, "done", unit)
+def done_fingerprint(run: Folder, stage: str, unit: str) -> str | None:
+    """What the unit's done marker records of its input (empty for none); None: not done."""
+    if not run.exists(stage, "done", unit):
+        return None
+    return run.read_bytes(stage, "done", unit).decode()
 
 
 def is_complete(run: Folder, stage: str) -> bool:
@@ -105,8 +108,10 @@ def write_error(run: Folder, stage: str, unit: str, exc: BaseException, trace: s
     run.write_json(record, stage, "errors", f"{unit}.json")
 
 
-def finish_unit(run: Folder, stage: str, unit: str, stats: dict[str, Any]) -> None:
-    """Stats, then the done marker last; a stale error record goes."""
+def finish_unit(run: Folder, stage: str, unit: str, stats: dict[str, Any],
+                fingerprint: str = "") -> None:  # fmt: skip
+    """Stats, then the done marker last (holding the unit's input fingerprint); a stale error
+    record goes."""
     run.write_json(stats, stage, "stats", f"{unit}.json")
-    run.write_bytes(b"", stage, "done", unit)
+    run.write_bytes(fingerprint.encode(), stage, "done", unit)
     run.remove(stage, "errors", f"{unit}.json")

@@ -52,7 +52,9 @@ class Stage:
     outputs and returns its stats (with at least `samples`); `params(config)` is the part of
     the config the outputs depend on; `setup(ctx)` prepares a worker once before its first
     unit of the stage (threads, model caches); `clean(ctx)` removes outputs kept outside the
-    run directory when the stage is invalidated."""
+    run directory when the stage is invalidated; `fingerprint(ctx, unit)` identifies what a
+    unit reads (an input shard's size and mtime, say), recorded in its done marker: a unit
+    whose input changed is redone, the others stay done."""
 
     name: str
     units: Callable[[Context], list[str]]
@@ -60,6 +62,11 @@ class Stage:
     params: Callable[[Any], dict]
     setup: Callable[[Context], None] | None = None
     clean: Callable[[Context], None] | None = None
+    fingerprint: Callable[[Context, str], str] | None = None
+
+
+def unit_fingerprint(stage: Stage, ctx: Context, unit: str) -> str:
+    return "" if stage.fingerprint is None else stage.fingerprint(ctx, unit)
 
 
 def stage_hash(stage: Stage, config: Any, upstream: str) -> str:
@@ -81,7 +88,8 @@ def _setup_once(stage: Stage, ctx: Context) -> None:
 def run_unit(stage: Stage, unit: str, ctx: Context) -> dict:
     """Run one unit unless its done marker exists; return its stats."""
     run = ctx.run
-    if rundir.is_done(run, stage.name, unit):
+    fingerprint = unit_fingerprint(stage, ctx, unit)
+    if rundir.done_fingerprint(run, stage.name, unit) == fingerprint:
         return rundir.read_stats(run, stage.name, unit)
     _setup_once(stage, ctx)
     start = time.time()
@@ -91,5 +99,5 @@ def run_unit(stage: Stage, unit: str, ctx: Context) -> dict:
         rundir.write_error(run, stage.name, unit, exc, traceback.format_exc())
         raise
     stats = {**stats, "unit": unit, "seconds": round(time.time() - start, 3)}
-    rundir.finish_unit(run, stage.name, unit, stats)
+    rundir.finish_unit(run, stage.name, unit, stats, fingerprint)
     return stats

@@ -155,9 +155,12 @@ def is_object_store(fs: AbstractFileSystem) -> bool:
     return bool(OBJECT_STORES.intersection(protocols))
 
 
-def parse_storage_options(text: str | None) -> dict:
-    """`--storage-options JSON`: keyword arguments for the fsspec filesystem of every remote
-    URL, e.g. '{"endpoint_url": "http://127.0.0.1:9000", "anon": false}'."""
+def storage_options(given: str | dict | None) -> dict:
+    """`--storage-options JSON` (or a dict from the Python API): keyword arguments for the
+    fsspec filesystem of every remote URL, e.g. '{"endpoint_url": "http://127.0.0.1:9000"}'."""
+    if isinstance(given, dict):
+        return given
+    text = given
     if not text:
         return {}
     try:

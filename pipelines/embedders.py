@@ -8,8 +8,11 @@ from __future__ import annotations
 import functools
 import io
 import json
+import logging
 import os
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,8 @@ from PIL import Image
 
 from curation.errors import CurateError
 
+HUB = ("huggingface.co", 443)  # where open_clip and timm download pretrained weights from
+HUB_TIMEOUT_S = 3.0
 TIMM_PREFIX = "timm:"
 RANDOM_WEIGHTS = "random"  # --pretrained random: seeded untrained weights, for smoke tests
 MAX_DECODE_PIXELS = 40_000_000  # about 160 MB as RGBA; web images above this are rare
@@ -95,6 +100,74 @@ def _pretrained_error(model: str, pretrained: str, exc: Exception) -> CurateErro
     )
 
 
+def default_pretrained(model: str) -> str:
+    """open_clip's first listed tag for a model name; a model-config file or a timm model has
+    no default (its weights must be named)."""
+    if model.endswith(".json") or model.startswith(TIMM_PREFIX):
+        raise CurateError(
+            f"--pretrained is required with --model {model}: a local checkpoint file, a tag, "
+            "or 'random' (untrained weights)"
+        )
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(model)
+    if not tags:
+        raise CurateError(f"open_clip lists no pretrained weights for {model!r}: pass --pretrained")
+    return tags[0]
+
+
+def check_device(device: str) -> None:
+    """A device torch knows and this machine has."""
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CurateError(f"--device {device!r} is not a device: use cpu, cuda or cuda:N") from None
+    if found.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CurateError(f"--device {device}: no CUDA GPU is available on this machine")
+        if found.index is not None and found.index >= torch.cuda.device_count():
+            raise CurateError(f"--device {device}: this machine has "
+                              f"{torch.cuda.device_count()} CUDA devices")  # fmt: skip
+    elif found.type not in ("cpu", "mps"):
+        raise CurateError(f"--device {device}: curate runs on cpu or cuda")
+
+
+def _hub_reachable() -> bool:
+    try:
+        socket.create_connection(HUB, timeout=HUB_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def _quiet(asked: bool) -> Iterator[None]:
+    """No "model initialized randomly" warning when untrained weights were asked for."""
+    if asked:
+        logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        if asked:
+            logging.disable(logging.NOTSET)
+
+
+@contextmanager
+def _offline_unless_hub_reachable() -> Iterator[None]:
+    """Weights by tag: when the hub cannot be reached, look only in the local cache, so a
+    missing file fails at once instead of after a minute of retries."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or _hub_reachable():
+        yield
+        return
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = False
+
+
 def _open_clip_name(model: str) -> str:
     """A model name, or the stem of a model-config JSON registered with open_clip."""
     import open_clip
@@ -126,9 +199,10 @@ def _load_open_clip(model: str, pretrained: str, device: str) -> Embedder:
     name = _open_clip_name(model)
     weights = None if pretrained == RANDOM_WEIGHTS else pretrained
     try:
-        clip, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=weights, device=device
-        )
+        with _offline_unless_hub_reachable(), _quiet(weights is None):
+            clip, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=weights, device=device
+            )
     except Exception as exc:
         raise _pretrained_error(model, pretrained, exc) from exc
     clip.eval().to(memory_format=torch.channels_last)
@@ -152,7 +226,8 @@ def _load_timm(model: str, pretrained: str, device: str) -> Embedder:
     else:
         name, kwargs["pretrained"] = f"{name}.{pretrained}", True
     try:
-        net = timm.create_model(name, **kwargs)
+        with _offline_unless_hub_reachable():
+            net = timm.create_model(name, **kwargs)
     except Exception as exc:
         raise _pretrained_error(model, pretrained, exc) from exc
     net.eval().to(device, memory_format=torch.channels_last)
@@ -162,15 +237,16 @@ def _load_timm(model: str, pretrained: str, device: str) -> Embedder:
 
 
 @functools.lru_cache(maxsize=2)
-def load_embedder(model: str, pretrained: str, device: str = "cpu") -> Embedder:
+def load_embedder(model: str, pretrained: str, device: str = "cpu", seed: int = 0) -> Embedder:
     """`model`: open_clip name, open_clip model-config JSON path, or `timm:NAME`;
-    `pretrained`: a tag, a local checkpoint file, or `random` (untrained weights, seeded so
-    every worker process builds the same model)."""
+    `pretrained`: a tag, a local checkpoint file, or `random` (untrained weights drawn from
+    `seed`, so every worker process builds the same model)."""
     if _looks_like_path(pretrained) and not os.path.isfile(pretrained):
         raise CurateError(f"checkpoint file not found: {pretrained}")
+    check_device(device)
     load = _load_timm if model.startswith(TIMM_PREFIX) else _load_open_clip
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         return load(model, pretrained, device)
 
 

@@ -75,3 +75,49 @@ def open_shard(url: str, storage_options: dict | None = None):
     """Open a shard for binary streaming reads (local path or fsspec URL)."""
     fs, path = filesystem(url, storage_options)
     return fs.open(path, "rb")
+
+
+def _identity(info: dict) -> str:
+    """What says a remote object changed: its ETag, or its size and modification time."""
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return f"etag={str(etag).strip(chr(34))}"
+    modified = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+    return f"size={info.get('size')};mtime={modified}"
+
+
+def fingerprints(urls: list[str], storage_options: dict | None = None) -> list[str]:
+    """Each shard's identity as it is now (local: size and mtime in ns; objects: the ETag),
+    so that a shard replaced at the same path is noticed. Remote folders are listed once each
+    rather than asked object by object."""
+    found: dict[str, str] = {}
+    remote: dict[str, list[str]] = {}
+    for url in urls:
+        if is_url(url):
+            remote.setdefault(url.rsplit("/", 1)[0], []).append(url)
+        else:
+            stat = os.stat(url)
+            found[url] = f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
+    for parent, members in remote.items():
+        fs, path = filesystem(parent, storage_options)
+        try:
+            listing = {entry["name"].rstrip("/").rsplit("/", 1)[-1]: entry
+                       for entry in fs.ls(path, detail=True)}  # fmt: skip
+        except Exception as exc:
+            raise explain(exc, parent) from None
+        for url in members:
+            info = listing.get(url.rsplit("/", 1)[-1])
+            if info is None:
+                raise CurateError(f"shard not found: {url}")
+            found[url] = _identity(info)
+    return [found[url] for url in urls]
+
+
+def check_unchanged(url: str, fingerprint: str, storage_options: dict) -> None:
+    """A shard read now must be the one the run started with."""
+    (now,) = fingerprints([url], storage_options)
+    if now != fingerprint:
+        raise CurateError(
+            f"shard {url} changed since this run started ({fingerprint} -> {now}): "
+            "run the same command again to prune what it holds now"
+        )

@@ -50,6 +50,15 @@ def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     )
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:
+    """A non-zero exit, the last line `curate: error: ...` naming `message`, no traceback."""
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("curate: error:"), result.stderr
+    assert message in lines[-1], lines[-1]
+    assert "Traceback" not in result.stderr
+
+
 def cli_prune_args(shards: list, out: Path, tiny_clip: str, *extra: str) -> list[str]:
     return ["prune", *map(str, shards), "--output", str(out), "--rate", "0.5", "--model",
             tiny_clip, "--pretrained", "random", "--clusters", "4", "--batch-size", "16",

@@ -11,13 +11,18 @@ from curation.errors import CurateError
 
 
 def user_errors(command):
-    """One clear line and exit status 2 for a user error, never a traceback."""
+    """One clear line and exit status 2 for a user error, never a traceback; so too for what
+    the machine refuses (a read-only folder, a full disk, a missing path), named as the
+    system names it."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except CurateError as exc:
+            print(f"curate: error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except OSError as exc:
             print(f"curate: error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from None
 

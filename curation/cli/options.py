@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import types
 from collections.abc import Callable
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -12,7 +13,6 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from curation.fields import CLI
 
@@ -24,6 +24,8 @@ def _plain(annotation: Any) -> Any:
         return _plain(get_args(annotation)[0])
     if get_origin(annotation) is list:
         return str
+    if annotation is dict or get_origin(annotation) is dict:
+        return str | None  # JSON text
     if get_origin(annotation) in (Union, types.UnionType):
         members = [_plain(a) for a in get_args(annotation) if a is not type(None)]
         return members[0] | None if len(members) == 1 else annotation
@@ -31,6 +33,8 @@ def _plain(annotation: Any) -> Any:
 
 
 def _shown_default(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.dumps(value) if value else None
     return ",".join(map(str, value)) if isinstance(value, list) else value
 
 
@@ -49,10 +53,11 @@ def field_parameters(
         if shown is False or name in exclude:
             continue
         flags = [f"--{name.replace('_', '-')}", *([shown] if isinstance(shown, str) else [])]
-        required = field.default is PydanticUndefined
+        required = field.is_required()
         option = typer.Option(*flags, help=field.description)
         annotation = Annotated[_plain(field.annotation), option]
-        default = inspect.Parameter.empty if required else _shown_default(field.default)
+        default = (inspect.Parameter.empty if required
+                   else _shown_default(field.get_default(call_default_factory=True)))  # fmt: skip
         found.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
                                        default=default, annotation=annotation))  # fmt: skip
     return found

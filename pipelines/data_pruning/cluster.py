@@ -11,6 +11,7 @@ import faiss
 import numpy as np
 
 from curation.errors import NoResultError
+from curation.seeds import child_seed
 from curation.stage import Context
 from pipelines.data_pruning import schema
 
@@ -40,7 +41,8 @@ def _training_sample(
     if cfg.clusters > total:
         raise NoResultError(f"--clusters {cfg.clusters} is more than the {total} valid samples")
     size = min(total, cfg.clusters * cfg.max_points_per_centroid)
-    chosen = np.sort(np.random.default_rng(cfg.seed).choice(total, size, replace=False))
+    draw = np.random.default_rng(child_seed(cfg.seed, "kmeans sample"))
+    chosen = np.sort(draw.choice(total, size, replace=False))
     starts = np.concatenate([[0], np.cumsum(counts)])
     vectors, ids = [], []
     for i, unit in enumerate(units):
@@ -59,7 +61,8 @@ def train_clusters(
     cfg = ctx.config
     x, ids = _training_sample(ctx, _eligible_rows(ctx, without_duplicates_at))
     kmeans = faiss.Kmeans(
-        x.shape[1], cfg.clusters, niter=cfg.kmeans_iterations, seed=cfg.seed, spherical=True,
+        x.shape[1], cfg.clusters, niter=cfg.kmeans_iterations, spherical=True,
+        seed=child_seed(cfg.seed, "kmeans"),
         max_points_per_centroid=len(x), min_points_per_centroid=1, verbose=False,
     )  # fmt: skip
     kmeans.train(x)
@@ -79,6 +82,31 @@ def train_clusters(
     return {"samples": len(x)}
 
 
+CANDIDATES = 2  # nearest centroids FAISS proposes; the choice between them is made in float64
+
+
+def nearest_centroids(
+    embeddings: np.ndarray, centroids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest centroid and cosine distance `1 - <e, mu>`, the same on every machine.
+
+    FAISS's float32 search proposes the nearest centroids, but its last digit depends on the
+    thread count and the batch; the distances are recomputed in float64 from the stored
+    values (exact products), and the nearest is chosen among the proposals in float64, ties
+    to the lower centroid. Identical embeddings so get identical distances, and rankings break
+    their ties by id as they should."""
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(centroids)
+    x = embeddings.astype(np.float32)
+    _, proposed = index.search(x, min(CANDIDATES, len(centroids)))
+    mu = centroids.astype(np.float64)
+    similarity = np.einsum("nd,nkd->nk", x.astype(np.float64), mu[proposed])
+    similarity[proposed < 0] = -np.inf
+    best = np.lexsort((proposed, -similarity))[:, 0]  # highest first, ties to the lower index
+    rows = np.arange(len(x))
+    return proposed[rows, best].astype(np.int32), 1.0 - similarity[rows, best]
+
+
 def assign_shard(
     ctx: Context, unit: str, centroids_from: str = "cluster", folder: str = "assign"
 ) -> dict:
@@ -86,12 +114,8 @@ def assign_shard(
     embeddings = schema.read_embeddings(ctx.run, unit)
     rows = schema.valid_rows(ctx.run, unit)
     cluster = np.full(len(embeddings), -1, dtype=np.int32)
-    distance = np.full(len(embeddings), np.nan, dtype=np.float32)
+    distance = np.full(len(embeddings), np.nan, dtype=np.float64)
     if len(rows):
-        index = faiss.IndexFlatIP(centroids.shape[1])
-        index.add(centroids)
-        similarity, nearest = index.search(embeddings[rows].astype(np.float32), 1)
-        cluster[rows] = nearest[:, 0]
-        distance[rows] = 1.0 - similarity[:, 0]
+        cluster[rows], distance[rows] = nearest_centroids(embeddings[rows], centroids)
     schema.write_assignment(ctx.run, folder, unit, cluster, distance)
     return {"samples": len(rows)}

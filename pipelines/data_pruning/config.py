@@ -11,12 +11,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from curation.errors import CurateError
 from curation.fields import CLI, Count, Fraction, Natural, OpenFraction, validated
-from curation.storage import absolute
+from curation.storage import absolute, storage_options
 from pipelines.data_pruning import criteria
 
 DEFAULT_MODEL = "ViT-B-32"
-DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 
 
 class PruneSettings(BaseModel):
@@ -25,6 +25,16 @@ class PruneSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     shards: list[str] = Field(description="Input shards, expanded.", json_schema_extra={CLI: False})
+    fingerprints: list[str] = Field(
+        default_factory=list,
+        description="Each input shard's identity when the run started (size and mtime, or ETag).",
+        json_schema_extra={CLI: False},
+    )
+    storage_options: dict = Field(
+        default_factory=dict,
+        description="fsspec options for every URL of the run, as JSON (endpoint_url, key, "
+        "secret, anon...); credentials may also come from the environment.",
+    )
     output: str = Field(description="Folder for the pruned shards.", json_schema_extra={CLI: "-o"})
     run_dir: str = Field(None, description="Run directory (default: OUTPUT/_run).",
                          validate_default=True)  # fmt: skip
@@ -37,7 +47,10 @@ class PruneSettings(BaseModel):
         description="open_clip model name, open_clip model-config JSON, or timm:NAME.",
     )
     pretrained: str = Field(
-        DEFAULT_PRETRAINED, description="open_clip tag, local checkpoint file, or 'random'."
+        None,
+        description="open_clip tag, local checkpoint file, or 'random' (default: open_clip's "
+        "first tag for the model; required for a model-config file or timm:).",
+        validate_default=True,
     )
     clusters: Count = Field(100, description="k-means clusters.")
     kmeans_iterations: Count = Field(20, description="k-means iterations.")
@@ -64,6 +77,15 @@ class PruneSettings(BaseModel):
     filter: str | None = Field(
         None, description="Before the metric: clip-score:T (threshold) or clip-score-top:F."
     )
+
+    @field_validator("pretrained", mode="before")
+    @classmethod
+    def _default_weights(cls, value: str | None, info) -> str:
+        if value is not None:
+            return value
+        from pipelines.embedders import default_pretrained  # imports open_clip: only when needed
+
+        return default_pretrained(info.data.get("model", DEFAULT_MODEL))
 
     @field_validator("run_dir", mode="before")
     @classmethod
@@ -105,7 +127,14 @@ def prune_config(shards: list[str], output: str, run_dir: str | None = None,
     """The config of a run from what a user gives (the CLI and the Python API): shard patterns
     expanded, local paths made absolute, the run directory by default OUTPUT/_run; a problem
     is a `CurateError` naming the option."""
-    from shards.paths import expand_shards
+    from shards.paths import expand_shards, fingerprints
 
-    return validated(PruneConfig, shards=expand_shards(shards), output=absolute(output),
-                     run_dir=absolute(run_dir) if run_dir else None, **options)  # fmt: skip
+    for option, path in (("--output", output), ("--run-dir", run_dir)):
+        if path is not None and not path.strip():
+            raise CurateError(f"{option} is empty: name a folder of its own")
+    storage = storage_options(options.pop("storage_options", None))
+    urls = expand_shards(shards, storage)
+    return validated(PruneConfig, shards=urls, output=absolute(output),
+                     run_dir=absolute(run_dir) if run_dir else None,
+                     fingerprints=fingerprints(urls, storage), storage_options=storage,
+                     **options)  # fmt: skip

@@ -18,10 +18,11 @@ from PIL import UnidentifiedImageError
 from curation.stage import Context
 from metrics.clip_score import clip_score
 from pipelines.data_pruning import schema
-from pipelines.embedders import Embedder, load_embedder
+from pipelines.data_pruning.workers import embedder_of
+from pipelines.embedders import Embedder
 from shards.extensions import IMAGE_EXTENSIONS
 from shards.labels import LabelError, sample_label
-from shards.paths import open_shard
+from shards.paths import check_unchanged, open_shard
 from shards.tario import Sample, ShardFormatError, iter_samples
 
 DECODE_THREADS = 2
@@ -89,33 +90,45 @@ def _until_damage(stream, shard_error: list[str]) -> Iterator[Sample]:
         shard_error.append(str(exc))
 
 
-def _read(url: str, batch_size: int, shard_error: list[str]) -> Iterator[list[Sample]]:
-    with open_shard(url) as stream:
+def _read(url: str, batch_size: int, shard_error: list[str],
+          storage_options: dict) -> Iterator[list[Sample]]:  # fmt: skip
+    with open_shard(url, storage_options) as stream:
         yield from _batches(_until_damage(stream, shard_error), batch_size)
 
 
 def embed_shard(ctx: Context, unit: str) -> dict:
+    """The shard's content, embedded now unless this run already holds it (the same URL with
+    the same fingerprint), then linked as input shard `unit`."""
     cfg = ctx.config
     index = int(unit)
-    embedder = load_embedder(cfg.model, cfg.pretrained, cfg.device)
+    url, fingerprint = cfg.shards[index], cfg.fingerprints[index]
+    content = schema.content_id(url, fingerprint)
+    if not schema.has_content(ctx.run, content):
+        check_unchanged(url, fingerprint, cfg.storage_options)
+        schema.write_content(ctx.run, content, *_embed(cfg, url))
+    return schema.link_content(ctx.run, unit, index, content)
+
+
+def _embed(cfg, url: str) -> tuple[pa.Table, np.ndarray, dict]:
+    """The shard's rows (no ids), embeddings and stats."""
+    embedder = embedder_of(cfg)
     rows: list[Row] = []
     vectors: list[np.ndarray] = []
     shard_error: list[str] = []
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         pending: tuple[list[Sample], list[Future]] | None = None
-        for batch in _read(cfg.shards[index], cfg.batch_size, shard_error):
+        for batch in _read(url, cfg.batch_size, shard_error, cfg.storage_options):
             decoding = [pool.submit(_decode, embedder, s) for s in batch]
             if pending is not None:
                 _encode(embedder, *pending, cfg, rows, vectors)
             pending = (batch, decoding)
         if pending is not None:
             _encode(embedder, *pending, cfg, rows, vectors)
-    _write(ctx, unit, index, rows, vectors)
     failed = sum(r.error is not None for r in rows)
     stats = {"samples": len(rows), "failed": failed, "bytes": sum(r.nbytes for r in rows)}
     if shard_error:
         stats["shard_error"] = shard_error[0]
-    return stats
+    return (*_tables(rows, vectors), stats)
 
 
 def _encode(
@@ -156,7 +169,7 @@ def _score_captions(embedder: Embedder, rows: list[Row], vectors: list) -> None:
         rows[i].clip_score = float(score)
 
 
-def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) -> None:
+def _tables(rows: list[Row], vectors: list) -> tuple[pa.Table, np.ndarray]:
     dim = next((v.shape[0] for v in vectors if v is not None), 0)
     matrix = np.zeros((len(rows), dim), dtype=np.float16)
     for i, vector in enumerate(vectors):
@@ -165,9 +178,7 @@ def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) 
     positions = np.array([r.position for r in rows], dtype=np.int64)
     table = pa.table(
         {
-            "id": schema.sample_ids(index, positions),
             "key": [r.key for r in rows],
-            "shard": np.full(len(rows), index, dtype=np.int32),
             "position": positions.astype(np.int32),
             "label": np.array([r.label for r in rows], dtype=np.int64),
             "caption": [r.caption for r in rows],
@@ -177,6 +188,6 @@ def _write(ctx: Context, unit: str, index: int, rows: list[Row], vectors: list) 
             "error": [r.error for r in rows],
             "key_hash": schema.key_hashes([r.key for r in rows]),
         },
-        schema=schema.ROW_SCHEMA,
+        schema=schema.CONTENT_SCHEMA,
     )
-    schema.write_embedded(ctx.run, unit, table, matrix)
+    return table, matrix

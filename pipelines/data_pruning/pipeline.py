@@ -13,14 +13,23 @@ NAME = "prune"
 
 
 def _embed_params(c) -> dict:
-    return {"shards": c.shards, "model": c.model, "pretrained": c.pretrained,
-            "device": c.device, "batch_size": c.batch_size, "label_field": c.label_field,
-            "captions": c.needs_captions}  # fmt: skip
+    """What an embedding depends on besides its shard (whose fingerprint its unit records):
+    the shard list and the batch size are not among them, so adding shards embeds only the
+    new ones and a new batch size or worker count embeds nothing again."""
+    return {"model": c.model, "pretrained": c.pretrained, "device": c.device,
+            "label_field": c.label_field, "captions": c.needs_captions}  # fmt: skip
+
+
+def shard_fingerprint(ctx, unit: str) -> str:
+    return ctx.config.fingerprints[int(unit)]
 
 
 def _cluster_params(c) -> dict:
-    return {"clusters": c.clusters, "iterations": c.kmeans_iterations, "seed": c.seed,
-            "max_points_per_centroid": c.max_points_per_centroid, "holdout": c.holdout}  # fmt: skip
+    """The clustering sees every shard as it is now: any change to the list or to a shard
+    redoes it and every stage after it."""
+    return {"shards": c.shards, "fingerprints": c.fingerprints, "clusters": c.clusters,
+            "iterations": c.kmeans_iterations, "seed": c.seed, "holdout": c.holdout,
+            "max_points_per_centroid": c.max_points_per_centroid}  # fmt: skip
 
 
 def _select_params(c) -> dict:
@@ -46,7 +55,8 @@ def scoring_stages(config) -> list[Stage]:
     config's criterion needs."""
     setup = Lazy("pipelines.data_pruning.workers:setup_embedder")
     return [
-        _stage("embed", schema.shard_units, "embed", "embed_shard", _embed_params, setup=setup),
+        _stage("embed", schema.shard_units, "embed", "embed_shard", _embed_params, setup=setup,
+               fingerprint=shard_fingerprint),
         _stage("cluster", schema.barrier_unit, "cluster", "train_clusters", _cluster_params,
                setup=THREADS),
         _stage("assign", schema.shard_units, "cluster", "assign_shard", _none, setup=THREADS),

@@ -15,12 +15,12 @@ from curation.errors import CurateError
 from curation.stage import Context
 from curation.storage import Folder
 from pipelines.data_pruning import schema
-from shards.paths import is_url, open_shard
+from shards.paths import check_unchanged, is_url, open_shard
 from shards.tario import GZIP_MAGIC, MemoryReader, ShardFormatError, TarWriter, iter_samples
 
 
 def output_folder(ctx: Context) -> Folder:
-    return Folder(ctx.config.output)
+    return Folder(ctx.config.output, ctx.config.storage_options)
 
 
 @contextmanager
@@ -78,6 +78,7 @@ def _copy(stream: BinaryIO, keep: np.ndarray, writer: TarWriter) -> tuple[int, i
 
 def reshard_shard(ctx: Context, unit: str) -> dict:
     source = ctx.config.shards[int(unit)]
+    check_unchanged(source, ctx.config.fingerprints[int(unit)], ctx.config.storage_options)
     keep = schema.read_keep(ctx.run, unit)
     counts = schema.read_counts(ctx.run, unit)
     out = output_folder(ctx)

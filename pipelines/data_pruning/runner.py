@@ -1,18 +1,29 @@
-"""`curate prune`: check the output folder, record the config, run the stages."""
+"""`curate prune`: check everything, claim the output folder, record the config, run the stages.
+
+Everything that can be wrong with the request (where it writes, access to storage, the model,
+the device, labels or captions the criterion needs, the Dask scheduler) is checked before any
+folder is created; a second run on the same output is refused by a lease; `--overwrite`
+removes only the files a previous curate run wrote there.
+"""
 
 from __future__ import annotations
 
 import platform
+import re
 from importlib import metadata
 
 from curation import rundir
 from curation.driver import run_stages, stage_digests
 from curation.errors import CurateError, NoResultError
 from curation.executors import make_executor
+from curation.lease import LEASE_NAME, Lease
+from curation.safety import check_write_location
 from curation.stage import Context
-from curation.storage import Folder
+from curation.storage import Folder, check_access, public_options
 from pipelines.data_pruning import schema
+from pipelines.data_pruning.config import PruneConfig
 from pipelines.data_pruning.pipeline import NAME, scoring_stages, stages
+from pipelines.data_pruning.preflight import preflight
 
 VERSIONED = ("curate", "torch", "open_clip_torch", "timm", "faiss-cpu", "numpy", "pyarrow")
 
@@ -27,44 +38,113 @@ def versions() -> dict[str, str]:
     return found
 
 
-def claim_output(out: Folder, run: Folder, overwrite: bool) -> bool:
-    """Make sure the output folder is ours to write; returns whether it started empty."""
-    entries = out.listdir()
+def check_locations(config) -> None:
+    """The output and the run directory: somewhere a run may write, and reachable."""
+    for option, path in (("--output", config.output), ("--run-dir", config.run_dir)):
+        check_write_location(path, option, config.shards)
+        check_access(path, writable=True, storage_options=config.storage_options)
+    if config.run_dir.rstrip("/") == config.output.rstrip("/"):
+        raise CurateError("--run-dir must not be the output folder itself (default: OUTPUT/_run)")
+
+
+def written_names(run: Folder, out: Folder) -> set[str]:
+    """What the run recorded in `run` wrote in `out`: from its config when the run directory is
+    there, else the names only a curate run gives (NNNNN.tar, NNNNN_stats.json, ...)."""
+    if run.exists(rundir.CONFIG):
+        config = PruneConfig(**run.read_json(rundir.CONFIG)["config"])
+        return schema.output_names(config) | {rundir.MARKER}
+    pattern = re.compile(r"^\d{5}(\.tar|_stats\.json)$")
+    found = {n for n in out.listdir() if pattern.match(n)}
+    return found | {schema.SUMMARY, schema.DECISIONS, rundir.MARKER}
+
+
+def previous_run(out: Folder, config, overwrite: bool) -> list[str]:
+    """The files of a previous run in the output folder that `--overwrite` replaces (none when
+    resuming or starting empty). A folder holding anything curate did not write is refused,
+    with or without `--overwrite`: files the run did not write are never deleted or
+    overwritten."""
+    entries = [n for n in out.listdir() if n != LEASE_NAME]
     if not entries:
-        return True
-    if overwrite:
-        for name in entries:
-            out.remove(name)
-        run.remove()
-        return True
+        return []
     if rundir.MARKER not in entries:
         raise CurateError(
-            f"output folder {out.url} is not empty ({len(entries)} entries) and holds no curate "
-            "run: choose an empty folder, or pass --overwrite to replace its contents"
+            f"output folder {out.url} is not empty ({len(entries)} entries, e.g. {entries[0]}) "
+            "and holds no curate run: choose an empty or new folder (--overwrite replaces only "
+            "what a curate run wrote)"
         )
-    return False
+    recorded = out.read_json(rundir.MARKER)["run_dir"]
+    ours = written_names(Folder(recorded, config.storage_options), out)
+    foreign = sorted(set(entries) - ours)
+    clash = sorted(set(foreign) & schema.output_names(config))
+    if clash:
+        raise CurateError(
+            f"output folder {out.url} holds {clash[0]}, which no curate run wrote and this run "
+            "would write: move it away or choose another folder"
+        )
+    if not overwrite:
+        if recorded.rstrip("/") != config.run_dir.rstrip("/"):
+            raise CurateError(
+                f"output folder {out.url} holds the outputs of the run {recorded}: pass "
+                f"--run-dir {recorded} to resume it, or --overwrite to replace its outputs"
+            )
+        return []
+    return sorted(ours & set(entries))
+
+
+def check_run_dir(run: Folder) -> None:
+    """A run directory is new, empty, or a curate run's (then resumed)."""
+    entries = run.listdir()
+    if entries and rundir.CONFIG not in entries:
+        raise CurateError(
+            f"run directory {run.url} is not empty ({len(entries)} entries, e.g. {entries[0]}) "
+            "and holds no curate run: choose an empty or new folder"
+        )
 
 
 def prune(config, overwrite: bool = False) -> dict:
     """Run (or resume) the pipeline; returns the summary."""
-    out, run = Folder(config.output), Folder(config.run_dir)
     pipeline = stages(config)
-    started_empty = claim_output(out, run, overwrite)
-    out.makedirs()
-    out.remove_temporaries()  # a killed reshard may have left a half-written shard
-    out.write_json({"run_dir": config.run_dir}, rundir.MARKER)
-    rundir.write_config(run, NAME, config.model_dump(), stage_digests(pipeline, config),
-                        versions())  # fmt: skip
+    check_locations(config)
+    preflight(config)
+    out = Folder(config.output, config.storage_options)
+    run = Folder(config.run_dir, config.storage_options)
+    replaced = previous_run(out, config, overwrite)
+    check_run_dir(run)
     executor = make_executor(config.executor, config.workers, config.scheduler)
+    created = {folder.url: not folder.exists() for folder in (out, run)}
     try:
-        run_stages(pipeline, Context(run, config), executor)
-    except NoResultError:
-        if started_empty:
+        out.makedirs()
+        with Lease(out) as lease:
+            _replace(out, replaced)
+            out.remove_temporaries()  # a killed reshard may have left a half-written shard
+            out.write_json({"run_dir": config.run_dir}, rundir.MARKER)
+            record = config.model_dump() | {"storage_options": public_options(
+                config.storage_options)}  # fmt: skip
+            rundir.write_config(run, NAME, record, stage_digests(pipeline, config), versions())
+            run_stages(pipeline, Context(run, config), executor, lease.check)
+    except NoResultError:  # nothing can come of this input: leave nothing of it behind
+        if created[run.url]:
+            run.remove()
+        if created[out.url]:
             out.remove()
+        else:
+            for name in [*schema.output_names(config), rundir.MARKER]:
+                out.remove(name)
         raise
     finally:
         executor.close()
     return out.read_json(schema.SUMMARY)
+
+
+def _replace(out: Folder, names: list[str]) -> None:
+    """`--overwrite`: remove the previous run's files, its run directory first."""
+    if not names:
+        return
+    recorded = Folder(out.read_json(rundir.MARKER)["run_dir"], out.storage_options)
+    if recorded.exists(rundir.CONFIG):
+        recorded.remove()
+    for name in names:
+        out.remove(name)
 
 
 def ensure_scores(run: Folder, config) -> None:

@@ -1,7 +1,12 @@
 """The data-pruning run directory: what each stage writes, where, and how it is read back.
 
 ```
-RUN/embed/<unit>.npy|.parquet   float16 L2-normalised embeddings, row-aligned sample table
+RUN/embed/content/<c>.*         a shard's float16 L2-normalised embeddings (.npy), its sample
+                                table without ids (.parquet) and stats (.json), named by the
+                                shard's URL and fingerprint, so a shard met again is not embedded
+                                again (added shards, a reordered list, a resumed run)
+RUN/embed/<unit>.parquet|.json  the sample table of input shard <unit>, with ids; which content
+                                holds its embeddings
 RUN/cluster/                    centroids.npy, training_ids.npy (the seeded sample), clustering.json
 RUN/assign/<unit>.parquet       nearest centroid and cosine distance per row
 RUN/group/<bucket>/<unit>.*     SemDeDup's shuffle by cluster bucket
@@ -57,6 +62,8 @@ ROW_SCHEMA = pa.schema([
     ("error", pa.string()),
     ("key_hash", pa.uint64()),
 ])  # fmt: skip
+
+CONTENT_SCHEMA = pa.schema([f for f in ROW_SCHEMA if f.name not in ("id", "shard")])
 
 DECISION_SCHEMA = pa.schema([
     ("key", pa.string()),
@@ -136,9 +143,34 @@ def read_table(folder: Folder, *parts: str, columns: list[str] | None = None) ->
 # embed
 
 
-def write_embedded(run: Folder, unit: str, rows: pa.Table, embeddings: np.ndarray) -> None:
-    save_array(run, embeddings, "embed", f"{unit}.npy")
-    write_table(run, rows, "embed", f"{unit}.parquet")
+def content_id(url: str, fingerprint: str) -> str:
+    """The name of a shard's embedded content: its URL and its identity (size, mtime, ETag)."""
+    return hashlib.sha256(f"{url}\n{fingerprint}".encode()).hexdigest()[:24]
+
+
+def has_content(run: Folder, content: str) -> bool:
+    return run.exists("embed", "content", f"{content}.json")
+
+
+def write_content(run: Folder, content: str, rows: pa.Table, embeddings: np.ndarray,
+                  stats: dict) -> None:  # fmt: skip
+    """A shard's embedding results (rows without id and shard columns); the stats last, as
+    the mark that the content is complete."""
+    save_array(run, embeddings, "embed", "content", f"{content}.npy")
+    write_table(run, rows, "embed", "content", f"{content}.parquet")
+    run.write_json(stats, "embed", "content", f"{content}.json")
+
+
+def link_content(run: Folder, unit: str, index: int, content: str) -> dict:
+    """Make shard `index`'s sample table (ids for its place in this run) from its content;
+    returns the content's stats."""
+    rows = read_table(run, "embed", "content", f"{content}.parquet")
+    positions = rows["position"].to_numpy().astype(np.int64)
+    table = rows.add_column(0, "shard", pa.array(np.full(len(rows), index, np.int32)))
+    table = table.add_column(0, "id", pa.array(sample_ids(index, positions)))
+    write_table(run, table.select(ROW_SCHEMA.names).cast(ROW_SCHEMA), "embed", f"{unit}.parquet")
+    run.write_json({"content": content}, "embed", f"{unit}.json")
+    return run.read_json("embed", "content", f"{content}.json")
 
 
 def read_rows(run: Folder, unit: str, columns: list[str] | None = None) -> pa.Table:
@@ -152,7 +184,8 @@ def row_count(run: Folder, unit: str) -> int:
 
 
 def read_embeddings(run: Folder, unit: str) -> np.ndarray:
-    return load_array(run, "embed", f"{unit}.npy")
+    content = run.read_json("embed", f"{unit}.json")["content"]
+    return load_array(run, "embed", "content", f"{content}.npy")
 
 
 def valid_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -300,3 +333,12 @@ def sum_counts(counts: list[dict]) -> dict:
 
 def read_total_counts(run: Folder, units: list[str]) -> dict:
     return sum_counts([read_counts(run, u) for u in units])
+
+
+# What a run writes in its output folder
+
+
+def output_names(config) -> set[str]:
+    """Every file a run under `config` writes in its output folder (the marker aside)."""
+    units = [unit_name(i) for i in range(len(config.shards))]
+    return {SUMMARY, DECISIONS} | {f"{u}.tar" for u in units} | {f"{u}_stats.json" for u in units}

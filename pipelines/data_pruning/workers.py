@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from curation.seeds import child_seed
 from curation.stage import Context, Lazy
 
 
@@ -16,13 +17,19 @@ def setup_threads(ctx: Context) -> None:
     faiss.omp_set_num_threads(ctx.threads)
 
 
-def setup_embedder(ctx: Context) -> None:
-    """Threads, and the model loaded once per worker process (cached by `load_embedder`)."""
+def embedder_of(config):
+    """The run's embedder, loaded once per process (`load_embedder` is cached); untrained
+    weights (`--pretrained random`) are drawn from the run's seed."""
     from pipelines.embedders import load_embedder
 
+    return load_embedder(config.model, config.pretrained, config.device,
+                         child_seed(config.seed, "weights"))  # fmt: skip
+
+
+def setup_embedder(ctx: Context) -> None:
+    """Threads, and the model loaded once per worker process."""
     setup_threads(ctx)
-    cfg = ctx.config
-    load_embedder(cfg.model, cfg.pretrained, cfg.device)
+    embedder_of(ctx.config)
 
 
 THREADS = Lazy(f"{__name__}:setup_threads")  # the setup of every stage that runs torch or FAISS

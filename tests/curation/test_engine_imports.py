@@ -47,7 +47,7 @@ from pipelines.data_pruning.pipeline import stages
 import pipelines.data_pruning.select
 for metric in CRITERIA:
     config = PruneConfig(shards=["a.tar"], output="/tmp/out", rate=0.5, metric=metric,
-                         ccs_score="el2n", filter="clip-score:0.2")
+                         pretrained="random", ccs_score="el2n", filter="clip-score:0.2")
     assert [s.name for s in stages(config)][-3:] == ["select", "reshard", "summary"]
 heavy = sorted(m for m in ("torch", "faiss", "open_clip", "timm") if m in sys.modules)
 print(",".join(heavy))

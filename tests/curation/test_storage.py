@@ -13,8 +13,8 @@ from curation.errors import CurateError
 from curation.storage import (
     Folder,
     check_access,
-    parse_storage_options,
     public_options,
+    storage_options,
 )
 from tests.services import moto_server, s3_environment
 
@@ -166,17 +166,15 @@ def test_unknown_storage_options_are_named(s3):
 
 
 def test_storage_options_parse_and_mask_secrets():
-    options = parse_storage_options(
-        '{"key": "AK", "secret": "S", "client_kwargs": {"region_name": "x"}}'
-    )
+    options = storage_options('{"key": "AK", "secret": "S", "client_kwargs": {"region_name": "x"}}')
     assert options["client_kwargs"] == {"region_name": "x"}
     assert public_options(options) == {
         "key": "***",
         "secret": "***",
         "client_kwargs": {"region_name": "x"},
     }
-    assert parse_storage_options(None) == {}
+    assert storage_options(None) == {}
     with pytest.raises(CurateError, match="not valid JSON"):
-        parse_storage_options("{endpoint")
+        storage_options("{endpoint")
     with pytest.raises(CurateError, match="must be a JSON object"):
-        parse_storage_options("[1]")
+        storage_options("[1]")

@@ -79,3 +79,12 @@ def test_pretrained_tag_without_network_says_to_pass_a_file(model, tag, monkeypa
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(CurateError, match="pass a local checkpoint file"):
         load_embedder.__wrapped__(model, tag)
+
+
+def test_untrained_weights_follow_the_seed(tiny_clip):
+    def first_weight(seed: int) -> torch.Tensor:
+        embedder = load_embedder(tiny_clip, "random", seed=seed)
+        return next(embedder.model.parameters()).detach().clone()
+
+    assert torch.equal(first_weight(3), first_weight(3))
+    assert not torch.equal(first_weight(3), first_weight(4))

@@ -68,52 +68,38 @@ def test_stats_json_beside_each_shard(pruned):
         assert stats["bytes_written"] == (pruned["out"] / f"{i:05d}.tar").stat().st_size
 
 
-def test_open_clip_trains_on_pruned_shards(pruned):
+def _train(root: Path, pattern: str, samples: int, *extra: str) -> subprocess.CompletedProcess:
     """A few CPU steps of open_clip_train with a tiny model config (random init)."""
-    model_dir = pruned["root"] / "tiny-model"
-    model_dir.mkdir()
+    model_dir = root / "tiny-model"
+    model_dir.mkdir(exist_ok=True)
     (model_dir / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CLIP}))
+    command = [sys.executable, "-m", "pipelines.train_open_clip", "--train-data", pattern,
+               "--dataset-type", "webdataset", "--train-num-samples", str(samples),
+               "--model", f"local-dir:{model_dir}", "--batch-size", "4", "--epochs", "1",
+               "--workers", "0", "--precision", "fp32", "--lr", "1e-3", "--warmup", "1",
+               "--logs", str(root / "logs"), "--name", "tiny", "--report-to", "",
+               "--save-frequency", "1", "--seed", "0", *extra]  # fmt: skip
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_open_clip_trains_on_pruned_shards(pruned):
     kept = pruned["summary"]["kept_samples"]
     last = len(pruned["inputs"]) - 1
-    logs = pruned["root"] / "logs"
-    command = [
-        sys.executable,
-        "-m",
-        "pipelines.train_open_clip",
-        "--train-data",
-        f"{pruned['out']}/{{00000..{last:05d}}}.tar",
-        "--dataset-type",
-        "webdataset",
-        "--train-num-samples",
-        str(kept),
-        "--model",
-        f"local-dir:{model_dir}",
-        "--batch-size",
-        "4",
-        "--epochs",
-        "1",
-        "--workers",
-        "0",
-        "--precision",
-        "fp32",
-        "--lr",
-        "1e-3",
-        "--warmup",
-        "1",
-        "--logs",
-        str(logs),
-        "--name",
-        "tiny",
-        "--report-to",
-        "",
-        "--save-frequency",
-        "1",
-        "--seed",
-        "0",
-    ]
-    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    run = _train(pruned["root"], f"{pruned['out']}/{{00000..{last:05d}}}.tar", kept)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    logs = pruned["root"] / "logs"
     log = (logs / "tiny" / "out.log").read_text()
     assert f"[{kept}/{kept} (100%)]" in log
     assert "Loss: nan" not in log
     assert (logs / "tiny" / "checkpoints" / "epoch_1.pt").is_file()
+
+
+def test_class_labelled_shards_need_a_caption_template(tmp_path):
+    shards = write_shards(tmp_path / "in", shards=1, per_shard=16, layout="imagenet")
+    refused = _train(tmp_path, str(shards[0]), 16)
+    assert refused.returncode == 2 and "have no captions" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    (tmp_path / "in" / "classes.json").write_text(json.dumps({f"thing{i}": i for i in range(5)}))
+    run = _train(tmp_path, str(shards[0]), 16, "--caption-template", "a photo of a {}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "[16/16 (100%)]" in (tmp_path / "logs" / "tiny" / "out.log").read_text()

@@ -35,6 +35,14 @@ def no_columns(config: Any) -> dict[str, Loader]:
     return {}
 
 
+def never(config: Any) -> bool:
+    return False
+
+
+def always(config: Any) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Criterion:
     """`options`: name -> (annotation, pydantic Field) added to the prune config, declared
@@ -54,6 +62,7 @@ class Criterion:
     parameters: tuple[str, ...] = ()
     summarise: Callable[[Any], dict[str, Any]] | None = None  # the values summary.json records
     cluster_columns: tuple[str, ...] = ()  # what its rule adds to the per-cluster table (report)
+    needs_labels: Callable[[Any], bool] = never  # checked on the first shard before a run
 
     def parameter_values(self, config: Any) -> dict[str, Any]:
         if self.summarise is not None:

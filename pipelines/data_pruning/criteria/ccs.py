@@ -17,6 +17,10 @@ from pipelines.data_pruning.criteria.base import Criterion
 from pipelines.data_pruning.decision import Detail
 
 
+def scores_el2n(config) -> bool:
+    return config.ccs_score == "el2n"
+
+
 def scoring(config) -> list:
     return el2n.scoring(config) if config.ccs_score == "el2n" else []
 
@@ -70,4 +74,5 @@ CRITERION = Criterion(
     scoring=scoring,
     columns=columns,
     parameters=("ccs_score", "ccs_cutoff", "el2n_models", "el2n_epochs", "el2n_hidden"),
+    needs_labels=scores_el2n,
 )

@@ -12,7 +12,7 @@ from pydantic import Field
 from curation.fields import Count, Fraction, Natural
 from curation.stage import Lazy, Stage
 from pipelines.data_pruning import schema
-from pipelines.data_pruning.criteria.base import Criterion
+from pipelines.data_pruning.criteria.base import Criterion, always
 from pipelines.data_pruning.decision import Detail
 from pipelines.data_pruning.samples import shard_array
 from pipelines.data_pruning.workers import THREADS
@@ -81,4 +81,5 @@ CRITERION = Criterion(
     scoring=scoring,
     columns=columns,
     parameters=("el2n_models", "el2n_epochs", "el2n_hidden", "el2n_offset"),
+    needs_labels=always,
 )

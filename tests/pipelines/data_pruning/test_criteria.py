@@ -7,7 +7,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from curation.storage import Folder
 from metrics.quotas import quotas
+from pipelines.data_pruning.schema import read_embeddings
 from tests.builders import write_shards
 from tests.runs import cli, cli_prune_args, decisions, run_prune, summary
 
@@ -24,7 +26,7 @@ def _stored(out, folder="assign"):
     for unit in sorted(p.stem for p in (run / "embed").glob("*.parquet")):
         rows = pq.read_table(run / "embed" / f"{unit}.parquet").to_pandas()
         ok = (rows["status"] == "ok").to_numpy()
-        vectors.append(np.load(run / "embed" / f"{unit}.npy")[ok].astype(np.float32))
+        vectors.append(read_embeddings(Folder(str(run)), unit)[ok].astype(np.float32))
         ids.append(rows["id"].to_numpy()[ok])
         assigned = pq.read_table(run / folder / f"{unit}.parquet").to_pandas()
         cluster.append(assigned["cluster"].to_numpy()[ok])
@@ -83,12 +85,22 @@ def test_dbp_quotas_match_an_independent_computation(captioned, tmp_path, tiny_c
     table = decisions(out)
     duplicates = set(table[table["reason"] == "duplicate"]["id"])
     assert duplicates == _naive_semdedup(*_stored(out), 0.0008)
-    _, ids, cluster, _ = _stored(out, "dbp_assign")
+    _, ids, cluster, distance = _stored(out, "dbp_assign")
     rest = ~np.isin(ids, list(duplicates))
     clusters = result["clusters"]
     sizes = np.bincount(cluster[rest], minlength=4)
     assert [c["size"] for c in clusters] == sizes.tolist()
-    weights = np.array([c["weight"] for c in clusters])
+    # DBP's weights from their definition, computed here from the stored clustering alone:
+    # d_intra the mean member distance, d_inter the mean distance to the other 3 centroids
+    # (k - 1 < 20 neighbours), complexity their product, softmax(C / tau).
+    mu = np.load(out / "_run" / "dbp_cluster" / "centroids.npy").astype(np.float64)
+    d_intra = np.array([distance[rest & (cluster == j)].mean() for j in range(4)])
+    similarity = mu @ mu.T
+    d_inter = np.array([np.mean([1 - similarity[j, i] for i in range(4) if i != j])
+                        for j in range(4)])  # fmt: skip
+    logits = d_intra * d_inter / 0.1
+    weights = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert [c["weight"] for c in clusters] == pytest.approx(weights.tolist(), rel=1e-6)
     expected = quotas(weights, sizes, result["kept_samples"])
     assert [c["quota"] for c in clusters] == expected.tolist()
     assert [c["kept"] for c in clusters] == expected.tolist()
@@ -119,7 +131,8 @@ def test_el2n_with_a_shard_of_failed_samples_only(captioned, tmp_path, tiny_clip
 
     from tests.builders import add_member
 
-    broken = tmp_path / "broken.tar"
+    (tmp_path / "broken").mkdir()
+    broken = tmp_path / "broken" / "broken.tar"
     with tarfile.open(broken, "w") as tar:
         add_member(tar, "bad.jpg", b"not an image")
         add_member(tar, "bad.cls", b"1")
@@ -175,5 +188,5 @@ def test_el2n_without_labels_is_a_clear_error(tmp_path, tiny_clip):
                 tar.addfile(info, io.BytesIO(data))
     result = cli(*cli_prune_args(shards, tmp_path / "out", tiny_clip, "--metric", "el2n",
                                  "--clusters", "2"))  # fmt: skip
-    assert result.returncode != 0 and "EL2N needs labels" in result.stderr
+    assert result.returncode != 0 and "--metric el2n needs labels" in result.stderr
     assert "Traceback" not in result.stderr

@@ -289,7 +289,8 @@ def test_nothing_is_written_outside_the_output_folder(messy_run):
 
 
 def test_a_run_where_no_shard_has_a_sample_fails_cleanly(tmp_path, tiny_clip):
-    paths = [tmp_path / "empty.tar", tmp_path / "zero.tar"]
+    (tmp_path / "in").mkdir()
+    paths = [tmp_path / "in" / "empty.tar", tmp_path / "in" / "zero.tar"]
     paths[0].write_bytes(_tar_bytes([]))
     paths[1].write_bytes(b"")
     output = curate(

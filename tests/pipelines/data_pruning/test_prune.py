@@ -2,17 +2,20 @@
 
 import tarfile
 
+import numpy as np
 import pytest
 import webdataset as wds
 
-from tests.builders import add_member, write_shards
+from tests.builders import add_member, image_bytes, write_shards
 from tests.runs import (
+    assert_one_line_error,
     cli,
     cli_prune_args,
     decisions,
     output_files,
     run_prune,
     samples_by_key,
+    summary,
 )
 
 
@@ -103,10 +106,11 @@ def test_undecodable_image_fails_that_sample_only(tmp_path, tiny_clip, shards):
     assert samples_by_key(out / "00003.tar") == {}
 
 
-def test_status_reads_the_run_directory(shards, tmp_path, tiny_clip):
+@pytest.mark.parametrize("given", ["run directory", "output folder"])
+def test_status_reads_the_run_directory(given, shards, tmp_path, tiny_clip):
     out = tmp_path / "out"
-    run_prune(shards, out, tiny_clip)
-    result = cli("status", str(out / "_run"))
+    run_prune(shards, out, tiny_clip, run_dir=str(tmp_path / "elsewhere"))
+    result = cli("status", str(tmp_path / "elsewhere" if given == "run directory" else out))
     assert result.returncode == 0, result.stderr
     for stage in ("embed", "cluster", "assign", "select", "reshard", "summary"):
         assert stage in result.stdout
@@ -117,14 +121,6 @@ def _empty_tar(path):
     with tarfile.open(path, "w"):
         pass
     return path
-
-
-def _assert_clean_failure(result, message: str):
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("curate: error:"), result.stderr
-    assert message in lines[-1]
-    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -148,23 +144,32 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(case, message, shards, t
     elif case.startswith("rate"):
         extra = ["--rate", case.split()[1]]
     elif case == "no samples":
-        inputs = [_empty_tar(tmp_path / "empty.tar")]
+        inputs = [_empty_tar(tmp_path / "in" / "empty.tar")]
     else:
         extra = ["--clusters", "500"]
-    _assert_clean_failure(cli(*cli_prune_args(inputs, out, tiny_clip, *extra)), message)
+    assert_one_line_error(cli(*cli_prune_args(inputs, out, tiny_clip, *extra)), message)
     assert not out.exists()
 
 
-def test_non_empty_output_needs_overwrite(shards, tmp_path, tiny_clip):
+def test_a_folder_curate_did_not_write_is_never_touched(shards, tmp_path, tiny_clip):
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("mine")
-    _assert_clean_failure(cli(*cli_prune_args(shards, out, tiny_clip)), "is not empty")
-    assert [p.name for p in out.iterdir()] == ["precious.txt"]
-    result = cli(*cli_prune_args(shards, out, tiny_clip, "--overwrite"))
+    for extra in ((), ("--overwrite",)):
+        assert_one_line_error(cli(*cli_prune_args(shards, out, tiny_clip, *extra)), "is not empty")
+        assert [p.name for p in out.iterdir()] == ["precious.txt"]
+
+
+def test_overwrite_replaces_only_what_a_curate_run_wrote(shards, tmp_path, tiny_clip):
+    out = tmp_path / "out"
+    run_prune(shards, out, tiny_clip, rate=0.3)
+    (out / "notes.txt").write_text("mine")
+    (out / "_run" / "extra").mkdir()
+    result = cli(*cli_prune_args(shards, out, tiny_clip, "--overwrite", "--rate", "0.7"))
     assert result.returncode == 0, result.stderr
-    assert not (out / "precious.txt").exists() and (out / "summary.json").exists()
-    assert "input samples" in result.stdout
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / "_run" / "extra").exists()  # the previous run directory went, whole
+    assert summary(out)["rate_requested"] == 0.7 and "input samples" in result.stdout
 
 
 def test_fsspec_urls_give_the_same_output_as_paths(shards, tmp_path, tiny_clip):
@@ -174,3 +179,19 @@ def test_fsspec_urls_give_the_same_output_as_paths(shards, tmp_path, tiny_clip):
     for name, data in output_files(tmp_path / "paths").items():
         if name.endswith(".tar"):
             assert output_files(tmp_path / "urls")[name] == data
+
+
+def test_every_image_format_webdataset_decodes_is_embedded(tmp_path, tiny_clip):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "in" / "00000.tar"
+    path.parent.mkdir()
+    formats = [("gif", "GIF"), ("bmp", "BMP"), ("tiff", "TIFF"), ("ppm", "PPM"), ("png", "PNG"),
+               ("jpg", "JPEG"), ("webp", "WEBP"), ("tga", "TGA")]  # fmt: skip
+    with tarfile.open(path, "w") as tar:
+        for ext, fmt in formats * 2:
+            add_member(tar, f"{ext}{rng.integers(1e9)}.{ext}", image_bytes(rng, 1, fmt))
+        add_member(tar, "odd.heic", b"\0" * 64)
+    run_prune([path], tmp_path / "out", tiny_clip, clusters=2)
+    table = decisions(tmp_path / "out").set_index("key")
+    assert (table.drop("odd")["status"] != "failed").all()
+    assert "no image member (has heic)" in table.loc["odd", "detail"]

@@ -41,13 +41,18 @@ def test_page_is_self_contained(report):
     assert "photo of thing" in html  # captions shown under thumbnails
 
 
-def test_counts_always_add_up(report):
+def test_counts_are_those_of_the_decisions(report, pruned_run):
     counts = re.search(r'<table id="counts">.*?</table>', report.read_text()).group(0)
     values = dict(
         re.findall(r'<td data-value="([a-z ]+)">[^<]*</td><td data-value="(\d+)"', counts)
     )
-    assert int(values["input samples"]) == 120
-    assert int(values["kept"]) + int(values["pruned"]) + int(values["failed"]) == 120
+    status = pd.read_parquet(Path(pruned_run).parent / "decisions.parquet")["status"]
+    expected = status.value_counts().to_dict()
+    assert int(values["input samples"]) == len(status) == 120
+    for shown, name in (("kept", "kept"), ("pruned", "pruned"), ("failed", "failed"),
+                        ("held out", "heldout")):  # fmt: skip
+        assert int(values[shown]) == expected.get(name, 0)
+    assert int(values["kept"]) > 0 and int(values["pruned"]) > 0
 
 
 def test_cluster_table_without_and_with_dbp_columns():
@@ -86,7 +91,14 @@ def test_cli_writes_where_asked(run_copy, tmp_path):
         app, ["report", run_copy, "-o", str(target), "--clusters", "2", "--per-side", "2"]
     )
     assert result.exit_code == 0, result.output
-    assert target.read_text().count('src="data:image/jpeg;base64,') <= 8
+    html = target.read_text()
+    galleries = re.findall(r'<div class="cluster" id="cluster-\d+">.*?</div></div></div>', html)
+    assert len(galleries) == 2  # --clusters 2
+    for gallery in galleries:
+        kept, pruned = re.findall(r"<h4>(?:kept|pruned) \(shown (\d+)\)</h4>", gallery)
+        assert 1 <= int(kept) <= 2 and 1 <= int(pruned) <= 2  # --per-side 2, both sides shown
+    assert html.count('src="data:image/jpeg;base64,') == sum(
+        int(n) for g in galleries for n in re.findall(r"shown (\d+)", g))  # fmt: skip
     missing = CliRunner().invoke(app, ["report", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "not a curate run directory" in missing.output
 

@@ -18,6 +18,8 @@ from curation.cli import app
 from curation.errors import CurateError
 from curation.fields import validated
 from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.finished import open_run
+from pipelines.data_pruning.workers import embedder_of
 from pipelines.sweep import sweep
 from pipelines.validation.config import SweepPlan, ValidationConfig
 
@@ -42,6 +44,8 @@ def test_sweep_reuses_embeddings_and_clusters(run_copy, monkeypatch):
     run = Path(run_copy)
     before = {stage: digest(run / stage) for stage in ("embed", "cluster", "assign")}
     monkeypatch.setattr(pipelines.embedders, "load_embedder", refuse)
+    with pytest.raises(AssertionError, match="must not embed"):  # the patch is where embed looks
+        embedder_of(open_run(run_copy).config)
     calls = []
     real = decide_module.decide
     monkeypatch.setattr(
