@@ -32,7 +32,7 @@ def run_prune(shards: list, out: Path, tiny_clip: str, **overrides) -> dict:
 
 def curate(*args: str, expect: int = 0) -> str:
     """Run `curate ARGS` in this process; assert its exit status; return its output."""
-    result = CliRunner().invoke(app, list(args))
+    result = CliRunner().invoke(app, list(args), prog_name="curate")
     assert result.exit_code == expect, (
         f"exit {result.exit_code}:\n{result.output}\n{result.exception!r}"
     )
