@@ -69,9 +69,11 @@ def status(
 
     run = rundir.resolve(run_dir)
     table = Table(title=f"curate run {run.url}")
-    for column in ("stage", "units", "samples", "seconds", "errors", "state"):
+    for column in ("stage", "units", "samples", "seconds", "samples/s", "errors", "state"):
         table.add_column(column)
     for s in read_status(run):
         units = "-" if s.units is None else f"{s.done}/{s.units}"
-        table.add_row(s.name, units, f"{s.samples:,}", f"{s.seconds:.1f}", str(s.errors), s.state)
+        rate = f"{s.samples / s.seconds:,.0f}" if s.seconds > 0 else "-"
+        table.add_row(s.name, units, f"{s.samples:,}", f"{s.seconds:.1f}", rate, str(s.errors),
+                      s.state)  # fmt: skip
     Console(width=120).print(table)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import torch
 from PIL import UnidentifiedImageError
 
+from curation import progress
 from curation.stage import Context
 from metrics.clip_score import clip_score
 from pipelines.data_pruning import schema
@@ -22,7 +23,7 @@ from pipelines.data_pruning.workers import embedder_of
 from pipelines.embedders import Embedder
 from shards.extensions import IMAGE_EXTENSIONS
 from shards.labels import LabelError, sample_label
-from shards.paths import check_unchanged, open_shard
+from shards.paths import check_unchanged, open_shard, shard_size
 from shards.tario import Sample, ShardFormatError, iter_samples
 
 DECODE_THREADS = 2
@@ -115,12 +116,15 @@ def _embed(cfg, url: str) -> tuple[pa.Table, np.ndarray, dict]:
     rows: list[Row] = []
     vectors: list[np.ndarray] = []
     shard_error: list[str] = []
+    size, seen = max(shard_size(url, cfg.storage_options), 1), 0
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         pending: tuple[list[Sample], list[Future]] | None = None
         for batch in _read(url, cfg.batch_size, shard_error, cfg.storage_options):
             decoding = [pool.submit(_decode, embedder, s) for s in batch]
             if pending is not None:
                 _encode(embedder, *pending, cfg, rows, vectors)
+                seen += sum(s.nbytes for s in pending[0])
+                progress.advance(len(pending[0]), min(seen / size, 1.0))
             pending = (batch, decoding)
         if pending is not None:
             _encode(embedder, *pending, cfg, rows, vectors)
