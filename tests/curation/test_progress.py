@@ -16,8 +16,8 @@ from tests.runs import REPO, cli_prune_args
 def _slow(ctx: Context, unit: str) -> dict:
     for i in range(3):
         progress.advance(10, (i + 1) / 3)
-        report = ctx.run.path("work", "progress", f"{unit}.json")
-        assert json.loads(open(report).read())["samples"] == 10  # written on the first call
+        report = ctx.run.read_json("work", "progress", f"{unit}.json")
+        assert report["samples"] == 10  # written on the first call, then every few seconds
     return {"samples": 30}
 
 
@@ -32,8 +32,8 @@ def test_stage_progress_estimates_from_partial_units(tmp_path):
     run = Folder(str(tmp_path))
     shown = progress.StageProgress(run, "work", ["a", "b", "c", "d"], done=0, interactive=False)
     try:
-        shown._running = {"a": {"samples": 50, "fraction": 0.5}, "b": {"samples": 50,
-                                                                       "fraction": 0.5}}  # fmt: skip
+        half = {"samples": 50, "fraction": 0.5}
+        shown._running = {"a": half, "b": half}
         samples, rate, eta = shown._status()
         assert samples == 100 and rate > 0 and eta is not None and eta > 0
     finally:
