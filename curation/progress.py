@@ -107,6 +107,8 @@ class StageProgress:
         if done == self.total:
             self._line(f"[{stage}] done ({self.total}/{self.total} units)")
             return
+        if done:
+            self._line(f"[{stage}] resuming: {done}/{self.total} units already done")
         if self._interactive:
             self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("units · {task.fields[text]}"),

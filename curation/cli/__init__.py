@@ -38,6 +38,7 @@ def main(
 
 app.command("prune")(prune.prune)
 app.command()(prune.status)
+app.command("export-embeddings")(prune.export_embeddings)
 app.command()(shards.ingest)
 app.command("validate")(validation.validate)
 app.command("sweep")(validation.sweep)

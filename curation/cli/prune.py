@@ -77,3 +77,21 @@ def status(
         table.add_row(s.name, units, f"{s.samples:,}", f"{s.seconds:.1f}", rate, str(s.errors),
                       s.state)  # fmt: skip
     Console(width=120).print(table)
+
+
+@user_errors
+def export_embeddings(
+    run_dir: Annotated[str, typer.Argument(help="A run directory, or the output folder of a run.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="A new folder for img_emb/ and metadata/.")
+    ],
+) -> None:
+    """Write the run's embeddings in clip-retrieval's layout (img_emb/, metadata/), for other
+    tools (clip-retrieval's index, autofaiss) or for `curate prune --embeddings`."""
+    from curation.storage import Folder, absolute
+    from pipelines.data_pruning.finished import open_run
+    from pipelines.data_pruning.precomputed import export
+
+    run = open_run(run_dir, ("embed",))
+    done = export(run.run, run.units, Folder(absolute(output), run.config.storage_options))
+    print(f"{done['samples']:,} embeddings in {done['files']} files: {absolute(output)}")

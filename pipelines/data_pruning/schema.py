@@ -61,6 +61,7 @@ ROW_SCHEMA = pa.schema([
     ("status", pa.string()),
     ("error", pa.string()),
     ("key_hash", pa.uint64()),
+    ("uid", pa.string()),
 ])  # fmt: skip
 
 CONTENT_SCHEMA = pa.schema([f for f in ROW_SCHEMA if f.name not in ("id", "shard")])
@@ -341,4 +342,5 @@ def read_total_counts(run: Folder, units: list[str]) -> dict:
 def output_names(config) -> set[str]:
     """Every file a run under `config` writes in its output folder (the marker aside)."""
     units = [unit_name(i) for i in range(len(config.shards))]
-    return {SUMMARY, DECISIONS} | {f"{u}.tar" for u in units} | {f"{u}_stats.json" for u in units}
+    shards = {f"{u}.tar" for u in units} | {f"{u}_stats.json" for u in units}
+    return {SUMMARY, DECISIONS, "kept_uids.npy"} | shards

@@ -10,6 +10,7 @@ from curation import rundir
 from curation.stage import Context
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.keeplist import KEPT_UIDS, uid_array, write_keep_list
 from pipelines.data_pruning.reshard import output_folder
 
 
@@ -22,6 +23,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
         for shard_unit in units:
             writer.write_table(schema.read_decisions(ctx.run, shard_unit))
     out.write_bytes(buffer.getvalue(), schema.DECISIONS)
+    kept_uids = _write_kept_uids(ctx, out, units)
     counts = [schema.read_counts(ctx.run, u) for u in units]
     totals = schema.sum_counts(counts)
     shard_errors, empty_shards = {}, []
@@ -43,8 +45,9 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "rate_achieved": round(totals["pruned"] / valid, 6) if valid else 0.0,
         "reasons": totals["reasons"],
         "metric": cfg.metric,
-        "model": cfg.model,
-        "pretrained": cfg.pretrained,
+        "model": None if cfg.embeddings else cfg.model,
+        "pretrained": None if cfg.embeddings else cfg.pretrained,
+        "embeddings": cfg.embeddings,
         "clusters": cfg.clusters,
         "seed": cfg.seed,
         "input_shards": len(cfg.shards),
@@ -54,12 +57,29 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "shard_errors": shard_errors,
         "empty_shards": empty_shards,
         "duplicate_keys": sum(c.get("duplicate_keys", 0) for c in counts),
+        "kept_uids": kept_uids,
     }
     out.write_json(summary, schema.SUMMARY)
     return {"samples": totals["input"]}
 
 
+def _write_kept_uids(ctx: Context, out, units: list[str]) -> int | None:
+    """DataComp's keep-list of the kept samples, when the samples carry uids (None if not)."""
+    parts = []
+    for unit in units:
+        rows = schema.read_rows(ctx.run, unit, ["position", "uid"])
+        if rows["uid"].null_count == len(rows) and len(rows):
+            return None
+        kept = set(schema.read_keep(ctx.run, unit).tolist())
+        uids = [u for p, u in zip(rows["position"].to_pylist(), rows["uid"].to_pylist(),
+                                  strict=True) if p in kept and u]  # fmt: skip
+        parts.append(uid_array(uids))
+    if not any(len(p) for p in parts):
+        return None
+    return write_keep_list(out, parts)
+
+
 def clean_summary(ctx: Context) -> None:
     out = output_folder(ctx)
-    for name in (schema.SUMMARY, schema.DECISIONS):
+    for name in (schema.SUMMARY, schema.DECISIONS, KEPT_UIDS):
         out.remove(name)
