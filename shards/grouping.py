@@ -6,7 +6,7 @@ name splits into key and suffix (`members.sample_key`); it starts a sample when 
 lower-cases each suffix, and raises "duplicate file name" when a suffix repeats within one.
 
 Our rule, over the members of one shard in archive order:
-- Directories, and names webdataset cannot split (`README`, `dir/.hidden`, `__meta__/...`), are
+- Directories, and names webdataset cannot split (`README`, `.hidden`, `__meta__/...`), are
   in no sample and do not end the current one: webdataset never sees them.
 - Every other member, whatever its type, belongs to the sample of its key. A member starts a new
   sample when its key differs from the current sample's, or when its exact suffix is already in

@@ -86,7 +86,8 @@ def split_key(name: str) -> tuple[str, str]:
 
 def sample_key(name: str) -> tuple[str, str] | None:
     """(key, suffix) of a member webdataset puts into a sample, or None for one it skips: a
-    name without a dot in its last part (or starting with one), or a `__meta__` name."""
+    name `base_plus_ext` cannot split (no dot in its last part, or nothing before the dot:
+    `.hidden`; but `dir/.hidden` is key `dir/`), or a `__meta__` name."""
     if _META_RE.match(name) or ("/" not in name and name.startswith("__") and name.endswith("__")):
         return None
     match = _KEY_RE.match(name)

@@ -284,7 +284,8 @@ class _Walk:
         while extended:  # old GNU format: more sparse maps, one block each, before the data
             block = self._read(BLOCK, name)
             if len(block) < BLOCK:
-                raise ShardFormatError(f"truncated member {display_name(name)!r}", self.start)
+                what = f"truncated member {display_name(name)!r}"
+                raise ShardFormatError(what, self.start, name)
             extended = sparse_extension_continues(block)
         self._data(stored, name, keep=False)
         real = header.sparse_size
