@@ -23,7 +23,7 @@ from tarbuild import archive, header, member, written
 from curation.errors import CurateError
 from shards.copier import copy_kept, copy_samples
 from shards.tarindex import index_shard, ustar_headers
-from shards.tario import TarWriter, iter_samples, ustar_header
+from shards.tario import ShardFormatError, TarWriter, iter_samples, ustar_header
 
 RNG = np.random.default_rng(11)
 
@@ -335,3 +335,41 @@ def test_the_index_takes_the_shards_real_writers_write(tmp_path):
         archive(member(b"a.jpg", b"1"), header(b"b.jpg", 1, checksum=b"000001\0 ") + bytes(512))
     )
     assert _layout(bad) is None
+
+
+def _small_shard() -> bytes:
+    buffer = io.BytesIO()
+    with wds.TarWriter(buffer) as sink:
+        for i in range(6):
+            sink.write({"__key__": f"k{i}", "jpg": bytes([i]) * (100 * i), "txt": "t" * i})
+    return buffer.getvalue()
+
+
+SMALL = _small_shard()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.integers(0, len(SMALL)),
+    flips=st.lists(st.tuples(st.integers(0, len(SMALL) - 1), st.integers(0, 255)), max_size=3),
+)
+def test_a_damaged_shard_never_breaks_the_copy(tmp_path, cut, flips):
+    damaged = bytearray(SMALL[:cut])
+    for at, value in flips:
+        if at < len(damaged):
+            damaged[at] = value
+    path = tmp_path / "damaged.tar"
+    path.write_bytes(bytes(damaged))
+    samples, damage = [], None
+    try:
+        samples.extend(iter_samples(io.BytesIO(bytes(damaged))))
+    except ShardFormatError as exc:
+        damage = exc
+    layout = _layout(path) if damaged else None
+    if layout is not None:
+        assert damage is None
+        assert layout.sample.tolist() == [s.position for s in samples for _ in s.members]
+    passing = [s.position for s in samples if s.error is None and not s.unsafe_names]
+    assert _copied(path, passing)[0] == _per_sample(path, passing)
