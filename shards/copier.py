@@ -43,12 +43,11 @@ _MAX_BUFFERS = min(os.sysconf("SC_IOV_MAX"), 1024)
 _WRITE_BATCH = 4 << 20  # bytes gathered before a write, when joining (no descriptor)
 _CHUNK = 8192  # kept members whose headers are built at once
 _PADS = tuple(bytes(n) for n in range(BLOCK))
-_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 @dataclass(frozen=True)
 class CopyStats:
-    samples_read: int  # the index reads every sample; the per-sample path stops after the last kept
+    samples_read: int  # up to the last kept one (the index has looked at every sample)
     samples_copied: int
     bytes_written: int
     method: str  # "index" or "per-sample"
@@ -88,16 +87,27 @@ def _opened(source: str) -> Iterator[BinaryIO | mmap.mmap]:
             f.seek(0)
             yield f
             return
-        # Populated up front: the kernel maps every page at once, instead of one fault per
-        # page while `writev` copies from the map (that halves the copy's speed).
-        mapped = mmap.mmap(f.fileno(), 0, flags=_MAP_FLAGS, prot=mmap.PROT_READ)
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
         yield mapped
     except BaseException as exc:
-        traceback.clear_frames(exc.__traceback__)
+        _clear_frames(exc)
         raise
     finally:
         mapped.close()
+
+
+def _clear_frames(exc: BaseException) -> None:
+    """Clear the locals of every finished frame the error (and the errors it came from)
+    passed through: views into the map held there would keep it from closing."""
+    pending, seen = [exc], set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        pending += [error.__cause__, error.__context__]
 
 
 def copy_samples(stream: BinaryIO | MemoryReader, keep: np.ndarray, out: BinaryIO) -> CopyStats:
@@ -142,7 +152,7 @@ def _copy_mapped_samples(mapped: mmap.mmap, keep: np.ndarray, out: BinaryIO) -> 
 
 def _copy_indexed(mapped: mmap.mmap, layout: Layout, keep: np.ndarray, out: BinaryIO) -> CopyStats:
     """Our headers in bulk, data as views of the map, raw runs where the input is ours."""
-    present = keep[keep < layout.samples]
+    present = keep[(keep >= 0) & (keep < layout.samples)]
     kept = np.zeros(layout.samples, dtype=bool)
     kept[present] = True
     members = np.flatnonzero(kept[layout.sample])
@@ -151,8 +161,8 @@ def _copy_indexed(mapped: mmap.mmap, layout: Layout, keep: np.ndarray, out: Bina
     try:
         for first in range(0, len(members), _CHUNK):
             _write_members(sink, view, layout, members[first : first + _CHUNK])
-        sink.add(bytes(2 * BLOCK))
-        sink.add(bytes(-sink.bytes_written % RECORD))
+        end = bytes(2 * BLOCK + -(sink.bytes_written + 2 * BLOCK) % RECORD)
+        sink.extend([end], len(end))
         sink.flush()
     finally:
         sink.discard()
@@ -162,48 +172,44 @@ def _copy_indexed(mapped: mmap.mmap, layout: Layout, keep: np.ndarray, out: Bina
 
 
 def _write_members(sink: _Sink, view: memoryview, layout: Layout, members: np.ndarray) -> None:
-    """One chunk of kept members, in order: a view of the input for each run of consecutive
-    members already in our form; else our header, a view of the data, its padding."""
+    """One chunk of kept members, in order, as pieces of output: a view of the input for each
+    run of consecutive members already in our form; for every other member our header, a view
+    of its data, its padding. Headers live in slots of `_slots`: BLOCK bytes of zeros, then
+    the header, so that a header and the padding of the member before it are one buffer."""
     normal = layout.normal[members]
     starts, ends = layout.start[members], layout.end[members]
     joined = np.zeros(len(members), dtype=bool)
     joined[1:] = normal[1:] & normal[:-1] & (starts[1:] == ends[:-1])
-    first = np.flatnonzero(~joined)  # the member each piece of output starts with
+    first = np.flatnonzero(~joined)  # the member each piece starts with
     last = np.append(first[1:] - 1, len(members) - 1)
     raw = normal[first]
     rewrite = first[~raw]
     data = layout.header[members[rewrite]] + BLOCK
     size = layout.size[members[rewrite]]
-    # Pieces of the input (raw runs, member data) and of our buffer (headers, padding): each
-    # kept member ends in a slot of `slots`, BLOCK bytes of zeros then its header, so a
-    # member's header and the padding of the member before it are one buffer.
-    count = np.where(raw, 1, 2)
-    count[~raw] += (size % BLOCK > 0) & ~np.append(~raw[1:], False)[~raw]
-    at = np.cumsum(count) - count
-    pad = np.where(size % BLOCK > 0, BLOCK - size % BLOCK, 0)
-    carried = np.zeros(len(rewrite), dtype=np.int64)
-    follows = np.flatnonzero(~raw)  # piece index of each rewritten member
-    after_rewrite = np.append(False, ~raw[:-1])[follows]
-    carried[after_rewrite] = np.append(0, pad[:-1])[after_rewrite]
+    pad = -size % BLOCK
+    # Buffers per piece: a raw run 1; a rewritten member 2 (header, data), 3 when its padding
+    # cannot ride with the next header (the next piece is a raw run, or in the next chunk).
+    next_rewritten = np.append(~raw[1:], False)[~raw]
+    alone = (pad > 0) & ~next_rewritten
+    count = np.ones(len(first), dtype=np.int64)
+    count[~raw] = 2 + alone
+    at = np.cumsum(count) - count  # where each piece's first buffer goes
+    carried = np.where(np.append(False, ~raw[:-1])[~raw], np.append(0, pad[:-1]), 0)
     slot = np.arange(len(rewrite), dtype=np.int64) * 2 * BLOCK
     input_at = np.concatenate([at[raw], at[~raw] + 1])
     input_begin = np.concatenate([starts[first[raw]], data])
     input_end = np.concatenate([ends[last[raw]], data + size])
-    alone = (pad > 0) & (count[~raw] == 3)
     ours_at = np.concatenate([at[~raw], at[~raw][alone] + 2])
     ours_begin = np.concatenate([slot + BLOCK - carried, slot[alone]])
     ours_end = np.concatenate([slot + 2 * BLOCK, slot[alone] + pad[alone]])
     slots = memoryview(_slots(layout, members[rewrite]))
-    try:
-        pieces = [
-            *map(view.__getitem__, map(slice, input_begin.tolist(), input_end.tolist())),
-            *map(slots.__getitem__, map(slice, ours_begin.tolist(), ours_end.tolist())),
-        ]
-        order = np.argsort(np.concatenate([input_at, ours_at]), kind="stable").tolist()
-        sink.extend(list(map(pieces.__getitem__, order)))
-    finally:
-        pieces = None
-        slots.release()
+    pieces = [
+        *map(view.__getitem__, map(slice, input_begin.tolist(), input_end.tolist())),
+        *map(slots.__getitem__, map(slice, ours_begin.tolist(), ours_end.tolist())),
+    ]
+    order = np.argsort(np.concatenate([input_at, ours_at]), kind="stable").tolist()
+    nbytes = int((input_end - input_begin).sum() + (ours_end - ours_begin).sum())
+    sink.extend(list(map(pieces.__getitem__, order)), nbytes)
 
 
 def _slots(layout: Layout, members: np.ndarray) -> np.ndarray:
@@ -244,34 +250,25 @@ def _plain_descriptor(out: BinaryIO) -> int | None:
 
 class _Sink:
     """Buffers written in order and in batches: `os.writev` on a plain local file (the kernel
-    copies straight from the buffers), else one `write` of the joined batch."""
+    copies straight from the buffers), else `write` of about 4 MB joined at a time."""
 
     def __init__(self, out: BinaryIO):
         self._out = out
         self._fd = _plain_descriptor(out)
         self._bufs: list = []
-        self._pending = 0
-        self.bytes_written = 0
+        self.bytes_written = 0  # gathered so far, written or not
 
-    def add(self, buf) -> None:
-        self._bufs.append(buf)
-        self._pending += len(buf)
-        self.bytes_written += len(buf)
-
-    def extend(self, bufs: list) -> None:
-        for first in range(0, len(bufs), _MAX_BUFFERS):
-            batch = bufs[first : first + _MAX_BUFFERS]
-            size = sum(map(len, batch))
-            self._bufs.extend(batch)
-            self._pending += size
-            self.bytes_written += size
-            if len(self._bufs) >= _MAX_BUFFERS or self._pending >= _WRITE_BATCH:
-                self.flush()
+    def extend(self, bufs: list, nbytes: int) -> None:
+        """Gather `bufs`, `nbytes` long in all; write once a batch is full."""
+        self._bufs.extend(bufs)
+        self.bytes_written += nbytes
+        if len(self._bufs) >= _MAX_BUFFERS:
+            self.flush()
 
     def flush(self) -> None:
         try:
             if self._fd is None:
-                self._out.write(b"".join(self._bufs))
+                _write_joined(self._out, self._bufs)
             else:
                 _writev_all(self._fd, self._bufs)
         except OSError as exc:
@@ -282,7 +279,17 @@ class _Sink:
     def discard(self) -> None:
         """Let go of the gathered buffers (views into the map) without writing them."""
         self._bufs.clear()
-        self._pending = 0
+
+
+def _write_joined(out: BinaryIO, bufs: list) -> None:
+    batch, size = [], 0
+    for buf in bufs:
+        batch.append(buf)
+        size += len(buf)
+        if size >= _WRITE_BATCH:
+            out.write(b"".join(batch))
+            batch, size = [], 0
+    out.write(b"".join(batch))
 
 
 def _writev_all(fd: int, bufs: list) -> None:
@@ -290,11 +297,16 @@ def _writev_all(fd: int, bufs: list) -> None:
     continues where it stopped)."""
     first = 0
     while first < len(bufs):
-        written = os.writev(fd, bufs[first : first + _MAX_BUFFERS])
+        batch = bufs[first : first + _MAX_BUFFERS]
+        written = os.writev(fd, batch)
+        if written == sum(map(len, batch)):
+            first += len(batch)
+            continue
         if written == 0:
             raise OSError(errno.EIO, "the file accepted no bytes")
-        while first < len(bufs) and written >= len(bufs[first]):
-            written -= len(bufs[first])
+        for buf in batch:
+            if written < len(buf):
+                bufs[first] = memoryview(buf)[written:]
+                break
+            written -= len(buf)
             first += 1
-        if written:
-            bufs[first] = memoryview(bufs[first])[written:]

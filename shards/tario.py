@@ -9,8 +9,10 @@ the name, size and type `tarfile` gives it (pax `path`, GNU long names and the u
 applied). Regular files carry their data; directories, symbolic and hard links, devices and
 fifos carry none (as in `tarfile`, no data blocks follow them); GNU sparse files and members of
 unknown type have their stored data skipped. Pax and GNU long-name headers are not members.
-`iter_samples` groups the members as webdataset does (`shards.grouping`): a sample holding a
-member that is not a regular file fails, naming the member and its type.
+`iter_samples` groups the members as webdataset does (`shards.grouping`): directories belong
+to no sample; a sample holding any other member that is not a regular file fails, naming the
+member and its type. Names keep their exact bytes (not UTF-8: surrogate escapes) and
+`Sample.key` is shown safely (`shards.members.display_name`).
 
 Hostile input never hangs and never fails more than it must:
 - a header that cannot be decoded (bad checksum, a number field that is not a number, a
@@ -98,9 +100,8 @@ class ShardFormatError(Exception):
 
 
 class MemoryReader:
-    """Reads over a buffer (an mmap of a local shard) that return views, not copies: the
-    reshard copy then moves each kept member's bytes once, from the page cache to the output,
-    and never touches a pruned member's data."""
+    """Reads over a buffer (a memory-mapped plain tar) that return views, not copies: a kept
+    member's bytes are copied once, into the output, and skipped data are never touched."""
 
     def __init__(self, buffer) -> None:
         self._view = memoryview(buffer)

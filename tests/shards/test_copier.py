@@ -192,6 +192,8 @@ def test_missing_kept_samples_are_a_curate_error(tmp_path):
 def test_keep_positions_are_taken_in_order_once(tmp_path):
     source = _webdataset_shard(tmp_path / "wds.tar", 6)
     assert _copied(source, [4, 1, 1, 4])[0] == _copied(source, [1, 4])[0]
+    with pytest.raises(CurateError, match="1 kept samples are missing"):
+        copy_kept(str(source), np.array([-1, 2]), io.BytesIO())
 
 
 def test_an_empty_selection_or_shard_writes_an_empty_tar(tmp_path):
