@@ -22,6 +22,7 @@ import io
 import json
 import mmap
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -142,12 +143,22 @@ def new_path(source: Path, keep: np.ndarray, out: Path) -> None:
         copy_kept(str(source), keep, dst)
 
 
-def timed(run: Callable[[], None], outputs: list[Path]) -> float:
+def timed(run: Callable[[], None], outputs: list[Path]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run, child processes (`cp`) included in the CPU."""
     for path in outputs:
         path.unlink(missing_ok=True)
-    start = time.perf_counter()
+    before, start = _cpu_seconds(), time.perf_counter()
     run()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu_seconds() - before
+
+
+def _cpu_seconds() -> float:
+    """User and system time of this process and its waited-for children."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -203,7 +214,7 @@ def run(work: Path, args: argparse.Namespace) -> None:
         "half": [np.sort(rng.choice(c, c // 2, replace=False)) for c in counts],
     }
     outputs = [work / "out" / f"{i:05d}.tar" for i in range(args.shards)]
-    times: dict[tuple, list[float]] = {}
+    times: dict[tuple, list[tuple[float, float]]] = {}
     planned = jobs(sets, keeps, outputs)
     for _ in range(args.repeats):
         for key, job in planned.items():
@@ -212,31 +223,33 @@ def run(work: Path, args: argparse.Namespace) -> None:
 
 
 def report(sets, counts, times, args) -> None:
-    best = {key: min(values) for key, values in times.items()}
+    """Best wall time and best CPU time of each method, as markdown tables."""
+    wall = {key: min(w for w, _ in values) for key, values in times.items()}
+    cpu = {key: min(c for _, c in values) for key, values in times.items()}
     samples = sum(counts)
     for kind, paths in sets.items():
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
-        cp = best[(kind, "-", "cp")]
         print(
             f"\n{kind} shards: {len(paths)} files, {megabytes:.0f} MB, {samples} samples "
-            f"({megabytes * 1e3 / samples:.0f} KB each); best of {args.repeats}"
+            f"({megabytes * 1e3 / samples:.0f} KB each); best of {args.repeats}\n"
         )
-        print("\n| keep | method | seconds | MB/s of input | vs cp | vs raw ranges |")
-        print("|---|---|---:|---:|---:|---:|")
-        for name in ("cp", "shutil.copyfile"):
-            seconds = best[(kind, "-", name)]
-            speed = megabytes / seconds
-            print(f"| (copy) | {name} | {seconds:.3f} | {speed:,.0f} | {cp / seconds:.2f} | |")
+        print("| keep | method | wall s | MB/s | vs cp | vs raw ranges | CPU s | CPU vs cp |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        cp = (kind, "-", "cp")
+        rows = [(kind, "-", name) for name in ("cp", "shutil.copyfile")]
         for keep in ("all", "half"):
-            raw = best[(kind, keep, "raw ranges")]
-            for name in ("raw ranges", "per-sample (before)", "copy_kept"):
-                seconds = best[(kind, keep, name)]
-                print(
-                    f"| {keep} | {name} | {seconds:.3f} | {megabytes / seconds:,.0f} "
-                    f"| {cp / seconds:.2f} | {raw / seconds:.2f} |"
-                )
-    spread = {k: statistics.median(v) / min(v) for k, v in times.items()}
-    print(f"\nmedian/best over all timings: up to {max(spread.values()):.2f}")
+            rows += [
+                (kind, keep, name) for name in ("raw ranges", "per-sample (before)", "copy_kept")
+            ]
+        for key in rows:
+            raw = wall.get((kind, key[1], "raw ranges"))
+            print(
+                f"| {key[1]} | {key[2]} | {wall[key]:.3f} | {megabytes / wall[key]:,.0f} "
+                f"| {wall[cp] / wall[key]:.2f} | {'' if raw is None else f'{raw / wall[key]:.2f}'} "
+                f"| {cpu[key]:.3f} | {cpu[cp] / cpu[key]:.2f} |"
+            )
+    spread = max(statistics.median(w for w, _ in v) / min(w for w, _ in v) for v in times.values())
+    print(f"\nwall time, median over best, worst method: {spread:.2f}")
 
 
 if __name__ == "__main__":

@@ -258,7 +258,8 @@ class _Index:
         self.previous_key = names.keys[-1:]
         normal = pax < 0  # without a pax header: perhaps in our form
         if normal.any():
-            normal &= _in_our_form(rows[members], names.fields)
+            member_rows = rows if len(members) == len(rows) else rows[members]
+            normal &= _in_our_form(member_rows, names.fields)
         self._keep(
             header=header,
             size=size,
