@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from tarbuild import archive, header, member, written
 
 from curation.errors import CurateError
-from shards.copier import copy_kept, copy_samples
+from curation.storage import Folder
+from shards.copier import _plain_descriptor, copy_kept, copy_samples
 from shards.tarindex import index_shard, ustar_headers
 from shards.tario import ShardFormatError, TarWriter, iter_samples, ustar_header
 
@@ -375,3 +376,13 @@ def test_a_damaged_shard_never_breaks_the_copy(tmp_path, cut, flips):
         assert layout.sample.tolist() == [s.position for s in samples for _ in s.members]
     passing = [s.position for s in samples if s.error is None and not s.unsafe_names]
     assert _copied(path, passing)[0] == _per_sample(path, passing)
+
+
+def test_the_output_folders_files_are_written_straight_to_their_descriptor(tmp_path):
+    """reshard writes through `Folder.open_atomic` (an fsspec local file): the fast path
+    must see the plain file under it; an in-memory stream takes the joined writes."""
+    with Folder(str(tmp_path)).open_atomic("00000.tar") as stream:
+        assert _plain_descriptor(stream) is not None
+    assert _plain_descriptor(io.BytesIO()) is None
+    with gzip.open(tmp_path / "x.gz", "wb") as compressed:
+        assert _plain_descriptor(compressed) is None
