@@ -19,6 +19,7 @@ our form are numpy over the gathered header blocks, a chunk at a time, each bloc
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,7 +105,9 @@ def _headers_ok(rows: np.ndarray) -> bool:
     return bool(np.array_equal(sums.astype(np.int64) + 8 * 32, stored))
 
 
-def _paxes_harmless(blocks: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, mm) -> bool:
+def _paxes_harmless(
+    blocks: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, mm: mmap.mmap
+) -> bool:
     """Every pax header is well formed and has no path, size or sparse record. The common one,
     a single `NN mtime=...` record in one block, is checked in bulk; others record by record."""
     bulk = (sizes >= 10) & (sizes <= BLOCK)
@@ -203,7 +206,7 @@ class _Index:
     """The walk over chunks of candidate headers, and what it gathered so far."""
 
     blocks: np.ndarray
-    mm: object
+    mm: mmap.mmap
     expected: int = 0  # the block the next header must start at
     pax_before: int = -1  # offset of a pax header ending the chunk before, or -1
     previous_key: np.ndarray = field(default_factory=lambda: np.zeros((0, _NAME), np.uint8))
@@ -245,7 +248,14 @@ class _Index:
             rows, members, heads[members] * BLOCK, sizes[members], pax_for[members]
         )
 
-    def _add_members(self, rows, members, header, size, pax) -> bool:
+    def _add_members(
+        self,
+        rows: np.ndarray,
+        members: np.ndarray,
+        header: np.ndarray,
+        size: np.ndarray,
+        pax: np.ndarray,
+    ) -> bool:
         """The regular members among a chunk's headers (`rows[members]`)."""
         if not len(members):
             return True
@@ -299,7 +309,7 @@ class _Index:
         return Layout(start, header, size, sample, normal, joined["names"], int(sample[-1]) + 1)
 
 
-def index_shard(mm) -> Layout | None:
+def index_shard(mm: mmap.mmap) -> Layout | None:
     """The layout of a mapped plain tar in the common form; None for any other shard."""
     whole = np.frombuffer(mm, np.uint8)
     blocks = whole[: len(whole) // BLOCK * BLOCK].reshape(-1, BLOCK)
