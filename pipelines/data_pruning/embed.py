@@ -22,6 +22,7 @@ from pipelines.data_pruning.rows import Row, content_tables, row_stats, sample_r
 from pipelines.data_pruning.workers import embedder_of
 from pipelines.embedders import Embedder
 from shards.extensions import IMAGE_EXTENSIONS
+from shards.members import display_name
 from shards.paths import check_unchanged, open_shard, shard_size
 from shards.tario import Sample, ShardFormatError, iter_samples
 
@@ -37,13 +38,13 @@ def _decode(embedder: Embedder, sample: Sample) -> torch.Tensor | str:
     image = sample.get(*IMAGE_EXTENSIONS)
     if image is None:
         exts = sorted({m.name.rsplit(".", 1)[-1] for m in sample.members}) or ["nothing"]
-        return f"no image member (has {', '.join(exts)})"
+        return f"no image member (has {display_name(', '.join(exts))})"
     try:
         return embedder.decode(image.data)
     except UnidentifiedImageError:
-        return f"cannot decode {image.name}: not a recognised image format"
+        return f"cannot decode {display_name(image.name)}: not a recognised image format"
     except Exception as exc:  # any decoder failure makes this one sample fail, not the run
-        return f"cannot decode {image.name}: {type(exc).__name__}: {exc}"
+        return f"cannot decode {display_name(image.name)}: {type(exc).__name__}: {exc}"
 
 
 def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:

@@ -15,7 +15,6 @@ from pipelines.data_pruning import schema
 from shards.labels import LabelError, sample_label
 from shards.tario import Sample
 
-
 UID = re.compile(r"[0-9a-fA-F]{32}")  # DataComp's 128-bit uid in hex
 
 

@@ -183,14 +183,19 @@ def test_sample_without_image_member_fails(messy_run):
     assert failed[0]["detail"] == "no image member (has cls, txt)"
 
 
-def test_duplicate_keys_are_both_processed_and_noted(messy_run):
+def test_a_key_repeated_within_a_shard_fails_and_is_noted(messy_run):
+    """Written next to the first (whatever lay between them pruned), webdataset would merge
+    the two samples or raise: the repeat fails; across shards both are processed."""
     rows = messy_run["by_shard"]["dup_in_shard"]
     assert [r["key"] for r in rows] == ["d0", "d1", "d0", "d2", "d2"]
-    assert all(s != "failed" for s in _status(rows))
+    assert _status(rows).count("failed") == 2
+    assert [r["status"] == "failed" for r in rows] == [False, False, True, False, True]
+    assert "repeats the key of the sample at position 0" in rows[2]["detail"]
+    assert "repeats the key of the sample at position 3" in rows[4]["detail"]
     noted = [r["position"] for r in rows if r["detail"] and "duplicate key" in r["detail"]]
     assert noted == [2, 4]
     across = messy_run["by_shard"]["dup_across"][0]
-    assert across["key"] == "g000"
+    assert across["key"] == "g000" and across["status"] != "failed"
     assert f"first seen in {messy_run['paths']['good']} at position 0" in across["detail"]
     assert messy_run["summary"]["duplicate_keys"] == 3
 
