@@ -88,13 +88,22 @@ def decisions(out: Path):
     return pq.read_table(out / "decisions.parquet").to_pandas()
 
 
+TIMES = ("duration", "start_time", "end_time")  # img2dataset's timing fields in _stats.json
+
+
 def output_files(out: Path) -> dict[str, bytes]:
-    """Every output file except the run directory and the run marker."""
-    return {
-        p.name: p.read_bytes()
-        for p in sorted(out.iterdir())
-        if p.is_file() and not p.name.startswith(".")
-    }
+    """Every output file except the run directory and the run marker; a `_stats.json` without
+    its timing fields (the one part of the outputs that differs between two runs)."""
+    found = {}
+    for p in sorted(out.iterdir()):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        data = p.read_bytes()
+        if p.name.endswith("_stats.json"):
+            stats = {k: v for k, v in json.loads(data).items() if k not in TIMES}
+            data = json.dumps(stats, sort_keys=True).encode()
+        found[p.name] = data
+    return found
 
 
 def summary(out: Path) -> dict:

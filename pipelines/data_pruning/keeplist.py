@@ -12,7 +12,6 @@ import numpy as np
 from curation.storage import Folder
 
 UID_DTYPE = np.dtype("u8,u8")
-KEPT_UIDS = "kept_uids.npy"
 BUCKETS = 256
 
 
@@ -23,7 +22,7 @@ def uid_array(uids: list[str]) -> np.ndarray:
     return found
 
 
-def write_keep_list(out: Folder, parts: list[np.ndarray], name: str = KEPT_UIDS) -> int:
+def write_keep_list(out: Folder, parts: list[np.ndarray], name: str) -> int:
     """Merge sorted per-shard arrays into one sorted .npy in `out`; returns its length."""
     total = sum(len(p) for p in parts)
     header = {"descr": np.lib.format.dtype_to_descr(UID_DTYPE), "fortran_order": False,

@@ -8,9 +8,10 @@ import pyarrow.parquet as pq
 
 from curation import rundir
 from curation.stage import Context
+from curation.storage import Folder
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.criteria import CRITERIA
-from pipelines.data_pruning.keeplist import KEPT_UIDS, uid_array, write_keep_list
+from pipelines.data_pruning.keeplist import uid_array, write_keep_list
 from pipelines.data_pruning.reshard import output_folder
 
 
@@ -51,7 +52,8 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "clusters": cfg.clusters,
         "seed": cfg.seed,
         "input_shards": len(cfg.shards),
-        "output_shards": [f"{u}.tar" for u in units],
+        "output_shards": [f"{schema.output_stem(cfg, i)}.tar" for i in range(len(units))],
+        "metadata_copied": _copy_metadata(cfg, out),
         "parameters": {"filter": cfg.filter, **CRITERIA[cfg.metric].parameter_values(cfg)},
         **schema.read_selection_record(ctx.run),
         "shard_errors": shard_errors,
@@ -61,6 +63,20 @@ def write_summary(ctx: Context, unit: str) -> dict:
     }
     out.write_json(summary, schema.SUMMARY)
     return {"samples": totals["input"]}
+
+
+def _copy_metadata(cfg, out) -> list[str]:
+    """Dataset-level files beside the inputs (classes.json...), copied as they are."""
+    root = schema.input_root(cfg.shards)
+    if not root:
+        return []
+    source = Folder(root, cfg.storage_options)
+    copied = []
+    for name in schema.METADATA_FILES:
+        if source.exists(name):
+            out.write_bytes(source.read_bytes(name), name)
+            copied.append(name)
+    return copied
 
 
 def _write_kept_uids(ctx: Context, out, units: list[str]) -> int | None:
@@ -76,10 +92,10 @@ def _write_kept_uids(ctx: Context, out, units: list[str]) -> int | None:
         parts.append(uid_array(uids))
     if not any(len(p) for p in parts):
         return None
-    return write_keep_list(out, parts)
+    return write_keep_list(out, parts, schema.KEPT_UIDS)
 
 
 def clean_summary(ctx: Context) -> None:
     out = output_folder(ctx)
-    for name in (schema.SUMMARY, schema.DECISIONS, KEPT_UIDS):
+    for name in (schema.SUMMARY, schema.DECISIONS, schema.KEPT_UIDS, *schema.METADATA_FILES):
         out.remove(name)
