@@ -165,6 +165,8 @@ class StageProgress:
             self._bar.update(self._task, completed=self.done, text=text)
             return
         now = time.monotonic()
+        if not force and samples == 0:
+            return  # nothing to tell yet
         if force or now - self._last_log >= LOG_INTERVAL_S:
             self._last_log = now
             self._line(f"[{self.stage}] {self.done}/{self.total} units, {text}")

@@ -57,6 +57,10 @@ def _print_summary(summary: dict, config) -> None:
         table.add_row(f"reason: {reason}", str(count))
     table.add_row("output", config.output)
     console.print(table)
+    for line in summary["explanation"]:
+        console.print(f"  {line}", highlight=False)
+    for line in summary["warnings"]:
+        console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
 
 
 @user_errors

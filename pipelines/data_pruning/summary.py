@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from curation import rundir
 from curation.stage import Context
 from curation.storage import Folder
-from pipelines.data_pruning import schema
+from pipelines.data_pruning import audit, schema
 from pipelines.data_pruning.criteria import CRITERIA
 from pipelines.data_pruning.keeplist import uid_array, write_keep_list
 from pipelines.data_pruning.reshard import output_folder
@@ -35,6 +35,8 @@ def write_summary(ctx: Context, unit: str) -> dict:
         if stats["samples"] == 0:
             empty_shards.append(shard)
     valid = totals["kept"] + totals["pruned"]
+    rate_achieved = round(totals["pruned"] / valid, 6) if valid else 0.0
+    selection = schema.read_selection_record(ctx.run)
     summary = {
         "input_samples": totals["input"],
         "kept_samples": totals["kept"],
@@ -43,7 +45,9 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "heldout_samples": totals["heldout"],
         "valid_samples": valid,
         "rate_requested": cfg.rate,
-        "rate_achieved": round(totals["pruned"] / valid, 6) if valid else 0.0,
+        "rate_achieved": rate_achieved,
+        "explanation": audit.explanation(cfg, selection["notes"]),
+        "warnings": audit.warnings(cfg, selection["notes"], rate_achieved),
         "reasons": totals["reasons"],
         "metric": cfg.metric,
         "model": None if cfg.embeddings else cfg.model,
@@ -55,7 +59,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "output_shards": [f"{schema.output_stem(cfg, i)}.tar" for i in range(len(units))],
         "metadata_copied": _copy_metadata(cfg, out),
         "parameters": {"filter": cfg.filter, **CRITERIA[cfg.metric].parameter_values(cfg)},
-        **schema.read_selection_record(ctx.run),
+        **selection,
         "shard_errors": shard_errors,
         "empty_shards": empty_shards,
         "duplicate_keys": sum(c.get("duplicate_keys", 0) for c in counts),
