@@ -103,8 +103,8 @@ class Cutoff:
 
     @classmethod
     def from_json(cls, record: dict) -> Cutoff:
-        return cls(np.array(record["bound"], dtype=np.uint64),
-                   *(np.array(record[f], dtype=np.int64) for f in ("shard", "take", "kept")))  # fmt: skip
+        counts = (np.array(record[name], dtype=np.int64) for name in ("shard", "take", "kept"))
+        return cls(np.array(record["bound"], dtype=np.uint64), *counts)
 
 
 def _rank_in_group(group: np.ndarray) -> np.ndarray:

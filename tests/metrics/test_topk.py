@@ -1,6 +1,7 @@
 """Exact top-k per group over sharded columns, against numpy's sort of all rows at once."""
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ def shards_of(groups, keys, sizes):
     bounds = np.cumsum([0, *sizes])
 
     def passes():
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        for start, end in pairwise(bounds):
             yield groups[start:end], keys[start:end]
 
     return passes
@@ -33,9 +34,8 @@ def expected_mask(groups, scores, k, descending=False):
 
 def decided(cutoff: Cutoff, groups, keys, sizes):
     bounds = np.cumsum([0, *sizes])
-    return np.concatenate([cutoff.mask(i, groups[a:b], keys[a:b])
-                           for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
-                          + [np.zeros(0, bool)])  # fmt: skip
+    parts = [cutoff.mask(i, groups[a:b], keys[a:b]) for i, (a, b) in enumerate(pairwise(bounds))]
+    return np.concatenate([*parts, np.zeros(0, bool)])
 
 
 values = st.sampled_from([0.0, -0.0, 1.5, -2.25, 0.1, math.nan, math.inf, -math.inf, 3.0])
@@ -52,8 +52,8 @@ values = st.sampled_from([0.0, -0.0, 1.5, -2.25, 0.1, math.nan, math.inf, -math.
 def test_matches_a_sort_of_all_rows(data, groups, descending, counters, gather):
     sizes = data.draw(st.lists(st.integers(0, 12), min_size=1, max_size=8))
     n = sum(sizes)
-    scores = np.array(data.draw(st.lists(
-        st.one_of(values, st.floats(-4, 4, width=32)), min_size=n, max_size=n)), dtype=float)  # fmt: skip
+    score = st.one_of(values, st.floats(-4, 4, width=32))
+    scores = np.array(data.draw(st.lists(score, min_size=n, max_size=n)), dtype=float)
     group = np.array(data.draw(st.lists(st.integers(0, groups - 1), min_size=n, max_size=n)),
                      dtype=np.int64)  # fmt: skip
     k = np.array(data.draw(st.lists(st.integers(0, n + 2), min_size=groups, max_size=groups)))
