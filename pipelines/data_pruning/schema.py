@@ -5,11 +5,16 @@ RUN/embed/<unit>.npy|.parquet   float16 L2-normalised embeddings, row-aligned sa
 RUN/cluster/                    centroids.npy, training_ids.npy (the seeded sample), clustering.json
 RUN/assign/<unit>.parquet       nearest centroid and cosine distance per row
 RUN/group/<bucket>/<unit>.*     SemDeDup's shuffle by cluster bucket
-RUN/dedup/<bucket>.parquet      each member's highest similarity to an earlier member
+RUN/dedup/<unit>/<bucket>.parquet  each member's highest similarity to an earlier member of
+                                its cluster, that member's id and key (per shard, per bucket)
 RUN/dbp_cluster, RUN/dbp_assign DBP's re-clustering without duplicates
+RUN/el2n_train/                 probes.npz (the ensemble's weights), probes.json (accuracy...)
 RUN/el2n/<unit>.npy             EL2N scores
-RUN/select/                     keep/<unit>.npy, decisions/<unit>.parquet, counts/<unit>.json,
-                                selection.json
+RUN/select_stats/               columns/<unit>.parquet (what selection reads of each shard),
+                                hashes/<unit>.npy + <unit>.ranges.npy (sorted key hashes)
+RUN/select_repeats/<unit>/<part>.parquet  the repeated keys of a shard found by a hash range
+RUN/select_plan/plan.json       thresholds, quotas, notes and the per-cluster table
+RUN/select/                     keep/<unit>.npy, decisions/<unit>.parquet, counts/<unit>.json
 OUTPUT/<unit>.tar, <unit>_stats.json, decisions.parquet, summary.json, .curate-run.json
 ```
 
@@ -133,6 +138,23 @@ def read_table(folder: Folder, *parts: str, columns: list[str] | None = None) ->
         return pq.read_table(f, columns=columns)
 
 
+def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an open .npy file, left at the start of its data."""
+    version = np.lib.format.read_magic(f)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)  # fmt: skip
+    shape, _, dtype = read(f)
+    return shape, dtype
+
+
+def read_array_slice(folder: Folder, start: int, stop: int, *parts: str) -> np.ndarray:
+    """Rows [start, stop) of a 1-d .npy file, read without the rest (a seek on any store)."""
+    with folder.open_read(*parts) as f:
+        dtype = _npy_header(f)[1]
+        f.seek(f.tell() + start * dtype.itemsize)
+        return np.frombuffer(f.read((stop - start) * dtype.itemsize), dtype=dtype)
+
+
 # embed
 
 
@@ -153,6 +175,19 @@ def row_count(run: Folder, unit: str) -> int:
 
 def read_embeddings(run: Folder, unit: str) -> np.ndarray:
     return load_array(run, "embed", f"{unit}.npy")
+
+
+def read_embedding_rows(run: Folder, unit: str, rows: np.ndarray) -> np.ndarray:
+    """Some rows (ascending) of a shard's embeddings, each read with a seek: a sample of every
+    shard costs its rows, not the shards."""
+    with run.open_read("embed", f"{unit}.npy") as f:
+        shape, dtype = _npy_header(f)
+        start, width = f.tell(), int(np.prod(shape[1:])) * dtype.itemsize
+        out = np.empty((len(rows), *shape[1:]), dtype=dtype)
+        for i, row in enumerate(rows.tolist()):
+            f.seek(start + row * width)
+            out[i] = np.frombuffer(f.read(width), dtype=dtype).reshape(shape[1:])
+        return out
 
 
 def valid_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -223,13 +258,20 @@ def group_parts(run: Folder, bucket: str) -> list[tuple[pa.Table, np.ndarray]]:
              load_array(run, "group", bucket, f"{n}.npy")) for n in names]  # fmt: skip
 
 
-def write_dedup(run: Folder, bucket: str, table: pa.Table) -> None:
-    write_table(run, table, "dedup", f"{bucket}.parquet")
+DEDUP_SCHEMA = pa.schema([("id", pa.int64()), ("max_similarity", pa.float32()),
+                          ("nearest", pa.int64()), ("nearest_key", pa.string())])  # fmt: skip
 
 
-def read_dedup(run: Folder) -> list[pa.Table]:
-    """Every bucket's table (id, max_similarity, nearest)."""
-    return [read_table(run, "dedup", n) for n in run.listdir("dedup") if n.endswith(".parquet")]
+def write_dedup(run: Folder, bucket: str, unit: str, table: pa.Table) -> None:
+    """One bucket's members of one shard."""
+    write_table(run, table, "dedup", unit, f"{bucket}.parquet")
+
+
+def read_shard_dedup(run: Folder, unit: str) -> pa.Table:
+    """A shard's members of every bucket (id, max_similarity, nearest, nearest_key)."""
+    parts = [read_table(run, "dedup", unit, n) for n in run.listdir("dedup", unit)
+             if n.endswith(".parquet")]  # fmt: skip
+    return pa.concat_tables(parts) if parts else DEDUP_SCHEMA.empty_table()
 
 
 # el2n
@@ -241,6 +283,69 @@ def write_el2n(run: Folder, unit: str, scores: np.ndarray) -> None:
 
 def read_el2n(run: Folder, unit: str) -> np.ndarray:
     return load_array(run, "el2n", f"{unit}.npy")
+
+
+def write_el2n_probes(run: Folder, weights: dict[str, np.ndarray], record: dict) -> None:
+    run.write_buffer(lambda buf: np.savez(buf, **weights), "el2n_train", "probes.npz")
+    run.write_json(record, "el2n_train", "probes.json")
+
+
+def read_el2n_probes(run: Folder) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(run.read_bytes("el2n_train", "probes.npz"))) as weights:
+        return dict(weights)
+
+
+def read_el2n_record(run: Folder) -> dict | None:
+    """What the probes' training recorded (accuracy, score spread), when EL2N ran."""
+    return (run.read_json("el2n_train", "probes.json")
+            if run.exists("el2n_train", "probes.json") else None)  # fmt: skip
+
+
+# select_stats / select_repeats / select_plan
+
+
+def write_shard_columns(run: Folder, unit: str, table: pa.Table) -> None:
+    write_table(run, table, "select_stats", "columns", f"{unit}.parquet")
+
+
+def read_shard_columns(run: Folder, unit: str) -> pa.Table:
+    return read_table(run, "select_stats", "columns", f"{unit}.parquet")
+
+
+def write_key_hashes(run: Folder, unit: str, rows: np.ndarray, ranges: np.ndarray) -> None:
+    """A shard's (hash, id) rows sorted by hash, and where each hash range starts in them."""
+    save_array(run, rows, "select_stats", "hashes", f"{unit}.npy")
+    save_array(run, ranges, "select_stats", "hashes", f"{unit}.ranges.npy")
+
+
+def read_key_hash_ranges(run: Folder, unit: str) -> np.ndarray:
+    return load_array(run, "select_stats", "hashes", f"{unit}.ranges.npy")
+
+
+def read_key_hashes(run: Folder, unit: str, start: int, stop: int) -> np.ndarray:
+    return read_array_slice(run, start, stop, "select_stats", "hashes", f"{unit}.npy")
+
+
+REPEAT_SCHEMA = pa.schema([("position", pa.int32()), ("first", pa.int64())])
+
+
+def write_repeats(run: Folder, unit: str, part: str, table: pa.Table) -> None:
+    """The rows of shard `unit` whose key an earlier row had (position, that row's id)."""
+    write_table(run, table, "select_repeats", unit, f"{part}.parquet")
+
+
+def read_repeats(run: Folder, unit: str) -> pa.Table:
+    parts = [read_table(run, "select_repeats", unit, n) for n in run.listdir("select_repeats", unit)
+             if n.endswith(".parquet")]  # fmt: skip
+    return pa.concat_tables(parts) if parts else REPEAT_SCHEMA.empty_table()
+
+
+def write_plan(run: Folder, plan: dict) -> None:
+    run.write_json(plan, "select_plan", "plan.json")
+
+
+def read_plan(run: Folder) -> dict:
+    return run.read_json("select_plan", "plan.json")
 
 
 # select
@@ -265,12 +370,13 @@ def read_counts(run: Folder, unit: str) -> dict:
     return run.read_json("select", "counts", f"{unit}.json")
 
 
-def write_selection_record(run: Folder, record: dict) -> None:
-    run.write_json(record, "select", "selection.json")
-
-
-def read_selection_record(run: Folder) -> dict:
-    return run.read_json("select", "selection.json")
+def read_selection_record(run: Folder, units: list[str]) -> dict:
+    """The per-cluster table (its kept column summed over the shards' counts) and the notes of
+    the selection."""
+    plan = read_plan(run)
+    kept = sum(np.array(read_counts(run, u)["kept_by_cluster"], dtype=np.int64) for u in units)
+    clusters = [{**row, "kept": int(kept[row["cluster"]])} for row in plan["clusters"]]
+    return {"clusters": clusters, "notes": plan["notes"]}
 
 
 STATUSES = (KEPT, PRUNED, FAILED, HELDOUT)
