@@ -143,7 +143,8 @@ def _classes(probe: Probe) -> int:
 def _load_probe(probe: Probe) -> nn.Module:
     first = probe["0.weight"]
     hidden = first.shape[0] if "2.weight" in probe else 0
-    model = _make_probe(first.shape[1], _classes(probe), hidden)
+    with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: draw none
+        model = _make_probe(first.shape[1], _classes(probe), hidden)
     model.load_state_dict({name: torch.as_tensor(value) for name, value in probe.items()})
     return model.eval()
 

@@ -116,10 +116,13 @@ def _rank_in_group(group: np.ndarray) -> np.ndarray:
     return rank
 
 
-def top_k(shards: Shards, k: np.ndarray, counters: int = COUNTERS,
-          gather: int = GATHER) -> Cutoff:  # fmt: skip
-    """The cutoff of the first `k[g]` rows of every group g (see the module docstring)."""
-    search = _Search(np.asarray(k, dtype=np.int64), counters, gather)
+def top_k(shards: Shards, k: np.ndarray, counters: int | None = None,
+          gather: int | None = None) -> Cutoff:  # fmt: skip
+    """The cutoff of the first `k[g]` rows of every group g (see the module docstring);
+    `counters` and `gather` default to `COUNTERS` and `GATHER`."""
+    counters = COUNTERS if counters is None else counters
+    gather = GATHER if gather is None else gather
+    search = _Search(np.asarray(k, dtype=np.int64), counters)
     search.histogram(shards, first=True)
     while search.active.any():
         if int(search.count[search.active].sum()) <= gather:
@@ -136,7 +139,7 @@ class _Search:
     `known` bits), the rows in that bucket (`count`) and how many of them are still to keep
     (`need`). A group is active until its last kept row is found."""
 
-    def __init__(self, k: np.ndarray, counters: int, gather: int):
+    def __init__(self, k: np.ndarray, counters: int):
         groups = len(k)
         self.k, self.counters = k, counters
         self.prefix = np.zeros(groups, dtype=np.uint64)
