@@ -26,13 +26,15 @@ def class_names(shards: list[str]) -> dict[int, str]:
         return {}
 
 
-def class_table(counts: list[dict], names: dict[int, str]) -> list[dict]:
-    """Per label (unlabelled candidates as label -1): candidates, kept, pruned, the class's
-    proportional share of the kept total and the fraction of that share it kept."""
+def class_table(tallies: list[dict], names: dict[int, str]) -> list[dict]:
+    """Per label (unlabelled candidates as label -1) over the shards' tallies: candidates,
+    kept, pruned, the class's proportional share of the kept total and the fraction of that
+    share it kept."""
     totals: dict[int, list[int]] = {}
-    for shard in counts:
-        for label, (kept, pruned) in shard["classes"].items():
-            total = totals.setdefault(int(label), [0, 0])
+    for shard in tallies:
+        for label, kept, pruned in zip(*(shard[k].tolist() for k in ("labels", "kept", "pruned")),
+                                       strict=True):  # fmt: skip
+            total = totals.setdefault(label, [0, 0])
             total[0] += kept
             total[1] += pruned
     candidates = sum(k + p for k, p in totals.values())

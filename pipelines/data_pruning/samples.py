@@ -72,9 +72,14 @@ class ShardSamples:
         return cls(index, *common, columns={**arrays, **texts})
 
 
-def read_common(run: Folder, unit: str, holdout: float) -> dict[str, np.ndarray]:
-    """The columns every rule reads: ids, status, held out, label, cluster and distance."""
-    rows = schema.read_rows(run, unit, ["id", "status", "label", "key_hash"])
+COMMON_ROWS = ["id", "status", "label", "key_hash"]  # what `read_common` reads of the embed rows
+
+
+def read_common(run: Folder, unit: str, holdout: float,
+                rows: pa.Table | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """The columns every rule reads: ids, status, held out, label, cluster and distance (from
+    `rows`, the shard's embed rows with `COMMON_ROWS`, when the caller read them already)."""
+    rows = schema.read_rows(run, unit, COMMON_ROWS) if rows is None else rows
     assigned = schema.read_assignment(run, "assign", unit)
     valid = schema.valid_mask(rows["status"])
     return {
@@ -87,10 +92,10 @@ def read_common(run: Folder, unit: str, holdout: float) -> dict[str, np.ndarray]
     }
 
 
-def load_shard(run: Folder, unit: str, holdout: float,
-               loaders: dict[str, Loader]) -> ShardSamples:  # fmt: skip
+def load_shard(run: Folder, unit: str, holdout: float, loaders: dict[str, Loader],
+               rows: pa.Table | None = None) -> ShardSamples:  # fmt: skip
     """One shard's samples, with the columns of `loaders` (each returns named columns)."""
-    samples = ShardSamples(int(unit), **read_common(run, unit, holdout))
+    samples = ShardSamples(int(unit), **read_common(run, unit, holdout, rows))
     for loader in loaders.values():
         samples.columns.update(loader(run, unit))
     return samples

@@ -16,20 +16,21 @@ from functools import partial
 import numpy as np
 import pyarrow as pa
 
+from curation import rundir
 from curation.stage import Context
 from pipelines.data_pruning import duplicates, schema
 from pipelines.data_pruning.criteria import CRITERIA, loaders
 from pipelines.data_pruning.decide import decide, decide_shard
 from pipelines.data_pruning.decision import FAILED, HELDOUT, Decision
-from pipelines.data_pruning.samples import ShardSamples, load_shard
+from pipelines.data_pruning.samples import COMMON_ROWS, ShardSamples, load_shard
 from pipelines.data_pruning.selection import Selection
 
 
 def gather_shard(ctx: Context, unit: str) -> dict:
-    samples = load_shard(ctx.run, unit, ctx.config.holdout, loaders(ctx.config))
+    rows = schema.read_rows(ctx.run, unit, COMMON_ROWS)
+    samples = load_shard(ctx.run, unit, ctx.config.holdout, loaders(ctx.config), rows)
     schema.write_shard_columns(ctx.run, unit, samples.to_table())
-    hashes = schema.read_rows(ctx.run, unit, ["key_hash"])["key_hash"].to_numpy()
-    duplicates.write_hashes(ctx.run, unit, hashes, samples.ids)
+    duplicates.write_hashes(ctx.run, unit, rows["key_hash"].to_numpy(), samples.ids)
     return {"samples": len(samples)}
 
 
@@ -45,31 +46,44 @@ def plan_selection(ctx: Context, unit: str) -> dict:
     return {"samples": sum(schema.row_count(ctx.run, u) for u in units), "kept": plan["target"]}
 
 
+_PLANS: dict[tuple[str, str | None], dict] = {}  # the plan a worker read, by run and stage hash
+
+
+def _plan(run) -> dict:
+    """The plan, read once per worker process (units of one worker share it)."""
+    key = (run.url, rundir.recorded_hash(run, "select_plan"))
+    if key not in _PLANS:
+        _PLANS.clear()
+        _PLANS[key] = schema.read_plan(run)
+    return _PLANS[key]
+
+
 def select_shard(ctx: Context, unit: str) -> dict:
     cfg = ctx.config
     samples = _stored(ctx.run, unit)
-    decision = decide_shard(schema.read_plan(ctx.run), samples, cfg)
+    decision = decide_shard(_plan(ctx.run), samples, cfg)
     embedded = schema.read_rows(ctx.run, unit, ["key", "position", "id", "error"])
     shard = cfg.shards[int(unit)]
     notes = duplicates.shard_notes(ctx.run, unit, embedded["key"].to_pylist(), cfg.shards)
     decisions = _decisions(embedded, decision, samples.cluster, shard, notes)
     keep_positions = embedded["position"].to_numpy()[decision.keep].astype(np.int32)
-    counts = {**schema.count_decisions(decisions), "duplicate_keys": len(notes),
-              **_group_counts(samples, decision, cfg)}  # fmt: skip
+    counts = {**schema.count_decisions(decisions), "duplicate_keys": len(notes)}
     schema.write_selection(ctx.run, unit, keep_positions, decisions, counts)
+    schema.write_tallies(ctx.run, unit, _tallies(samples, decision, cfg))
     return {"samples": len(samples), "kept": int(decision.keep.sum())}
 
 
-def _group_counts(samples: ShardSamples, decision: Decision, cfg) -> dict:
-    """Kept per cluster of the per-cluster table, and kept and pruned per label."""
+def _tallies(samples: ShardSamples, decision: Decision, cfg) -> dict[str, np.ndarray]:
+    """Kept per cluster of the per-cluster table, and kept and pruned per label (-1: none)."""
     cluster = CRITERIA[cfg.metric].table_clusters(samples)[decision.keep]
     rows = samples.candidates
-    kept, labels = decision.keep[rows], samples.label[rows]
-    classes = {str(label): [int(kept[labels == label].sum()), int((~kept[labels == label]).sum())]
-               for label in np.unique(labels).tolist()}  # fmt: skip
+    labels, index = np.unique(samples.label[rows], return_inverse=True)
+    kept = decision.keep[rows]
     return {
-        "kept_by_cluster": np.bincount(cluster, minlength=cfg.clusters).tolist(),
-        "classes": classes,
+        "kept_by_cluster": np.bincount(cluster, minlength=cfg.clusters),
+        "labels": labels,
+        "kept": np.bincount(index[kept], minlength=len(labels)),
+        "pruned": np.bincount(index[~kept], minlength=len(labels)),
     }
 
 

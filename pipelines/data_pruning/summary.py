@@ -34,7 +34,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
         if stats["samples"] == 0:
             empty_shards.append(shard)
     valid = totals["kept"] + totals["pruned"]
-    classes = class_table(counts, class_names(cfg.shards))
+    classes = class_table([schema.read_tallies(ctx.run, u) for u in units], class_names(cfg.shards))
     summary = {
         "input_samples": totals["input"],
         "kept_samples": totals["kept"],

@@ -73,8 +73,10 @@ def test_per_class_with_unlabelled_candidates_is_one_clear_line(tmp_path, tiny_c
 
 
 def test_a_class_far_below_its_share_is_warned_about():
-    counts = [{"classes": {"0": [30, 10], "1": [0, 20], "-1": [5, 5]}},
-              {"classes": {"0": [10, 10], "2": [4, 16]}}]  # fmt: skip
+    def tally(labels, kept, pruned):
+        return {"labels": np.array(labels), "kept": np.array(kept), "pruned": np.array(pruned)}
+
+    counts = [tally([-1, 0, 1], [5, 30, 0], [5, 10, 20]), tally([0, 2], [10, 4], [10, 16])]
     rows = class_table(counts, {0: "cat", 1: "dog"})
     found = [(r["label"], r["name"], r["candidates"], r["kept"]) for r in rows]
     assert found == [(-1, "(no label)", 10, 5), (0, "cat", 60, 40), (1, "dog", 20, 0),
