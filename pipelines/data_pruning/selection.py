@@ -84,14 +84,11 @@ class Selection:
     def extreme(self, values: Callable[[ShardView], np.ndarray],
                 largest: bool) -> float | None:  # fmt: skip
         """The largest (or smallest) of `values(view)` over all shards; None when empty."""
-        found = None
-        for view in self.views():
-            part = values(view)
-            if len(part):
-                value = float(part.max() if largest else part.min())
-                found = value if found is None else max(found, value) if largest else min(
-                    found, value)  # fmt: skip
-        return found
+        found = [float(part.max() if largest else part.min())
+                 for part in map(values, self.views()) if len(part)]  # fmt: skip
+        if not found:
+            return None
+        return max(found) if largest else min(found)
 
     def top_k(self, ranking: Ranking, k: np.ndarray) -> Cutoff:
         """The first `k[g]` ranked rows of every group, ties by id."""

@@ -128,7 +128,9 @@ def plan(selection, cfg, targets: np.ndarray, notes: dict) -> dict:
     sizes = selection.total(lambda view: np.bincount(
         _strata(view, cfg, record)[1], minlength=selection.groups * STRATA))  # fmt: skip
     sizes = np.asarray(sizes, dtype=np.int64).reshape(selection.groups, STRATA)
-    budgets = np.stack([allocate(t, s) for t, s in zip(targets.tolist(), sizes, strict=True)])
+    budgets = np.zeros_like(sizes)
+    for g, (target, counts) in enumerate(zip(targets.tolist(), sizes, strict=True)):
+        budgets[g] = allocate(target, counts)
     record["sample"] = selection.top_k(_by_hash(cfg, record), budgets.ravel()).to_json()
     record.update(budgets=budgets.tolist(), sizes=sizes.tolist())
     one = selection.classes is None  # the notes of 0.1.0; per class, a list per class

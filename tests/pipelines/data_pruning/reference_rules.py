@@ -293,6 +293,7 @@ def decide(s: Columns, cfg, draw: str = "hash") -> Result:
         r.notes["short"] = f"only {len(rows)} samples passed the filter; {target} were asked"
     total = min(target, len(rows))
     if cfg.per_class:
+        RULES[cfg.metric](s, cfg, r, rows[:0], 0, draw)  # the score column, with no class at all
         classes = np.unique(s.label[rows])
         counts = [int((s.label[rows] == c).sum()) for c in classes]
         for c, share in zip(classes, proportional_quotas(counts, total), strict=True):
