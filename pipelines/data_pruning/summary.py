@@ -75,7 +75,7 @@ def _probe_notes(notes: dict, record: dict) -> None:
     if probes["near_chance"]:
         measured = "held_back" if probes["held_back_samples"] else "train"
         el2n["warning"] = (
-            f"the EL2N probes are near chance: {measured} accuracy "
+            f"the EL2N probes are near chance: {measured.replace('_', '-')} accuracy "
             f"{probes[f'{measured}_accuracy']:.3f} with {len(record['classes'])} classes "
             f"(chance {probes['chance']:.3f}): the scores say little about difficulty; train "
             "longer (--el2n-steps, --el2n-lr) or check the labels"
