@@ -4,10 +4,20 @@ chance; the measurement itself (`_measure`) on probes that learned and probes th
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from metrics.el2n import train_probes
 from pipelines.data_pruning.el2n import _measure
 from pipelines.data_pruning.summary import _probe_notes
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def separable(n: int = 400, classes: int = 4, seed: int = 0):
@@ -19,7 +29,7 @@ def separable(n: int = 400, classes: int = 4, seed: int = 0):
 
 def test_probes_that_learned_are_not_flagged():
     x, y = separable()
-    probes = train_probes(x[40:], y[40:], 4, models=2)
+    probes = train_probes(x[40:], y[40:], 4, models=2, steps=200)
     record = _measure(probes, x, y, held=40, classes=4)
     assert record["held_back_accuracy"] > 0.9 and not record["near_chance"]
     counts = (record["train_samples"], record["held_back_samples"], record["chance"])
