@@ -76,7 +76,7 @@ def decide(selection: Selection, config) -> dict:
     found = census(selection, len(centroids))
     notes: dict = {}
     target = kept_count(found.candidates, config.rate)
-    plan: dict = {"target": target}
+    plan: dict = {"candidates": found.candidates, "target": target}
     passed = found.candidates
     if (only := active_filter(config)) is not None:
         plan["filter"], passed = only.plan(selection, config, found.candidates, notes)

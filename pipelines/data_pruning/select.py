@@ -43,7 +43,7 @@ def plan_selection(ctx: Context, unit: str) -> dict:
     source = partial(map, partial(_stored, ctx.run), units)
     plan = decide(Selection(source, partial(schema.read_centroids, ctx.run)), ctx.config)
     schema.write_plan(ctx.run, plan)
-    return {"samples": sum(schema.row_count(ctx.run, u) for u in units), "kept": plan["target"]}
+    return {"samples": plan["candidates"], "kept": plan["target"]}
 
 
 _PLANS: dict[tuple[str, str | None], dict] = {}  # the plan a worker read, by run and stage hash
