@@ -56,7 +56,7 @@ DIM = 512
 BUCKETS = 64  # as the dedup stage: buckets by cluster mod min(clusters, 64)
 FAILED_FRACTION = 0.002
 RATE = 0.5
-DISK_PER_SAMPLE = {"full": 400, "stream": 80}  # bytes, with a margin
+DISK_PER_SAMPLE = {"full": 400, "stream": 110}  # bytes, with a margin
 
 
 def keys(rows: np.ndarray) -> pa.StringArray:
@@ -150,19 +150,18 @@ def build_run(path: Path, samples: int, metrics: list[str]) -> None:
             schema.save_array(run, c["el2n"], "el2n", f"{unit}.npy")
 
 
-def build_streamed(path: Path, samples: int, metric: str) -> None:
-    """Only what `select_repeats` and `select_plan` read: each shard's selection columns
-    (as `select_stats` writes them), sorted key hashes, and the keys (embed rows: id, key)."""
+def build_streamed(path: Path, samples: int, metrics: list[str]) -> None:
+    """Only what `select_repeats` and `select_plan` read: each shard's selection columns (as
+    `select_stats` writes them, the columns of every metric in `metrics`; SemDeDup's nearest
+    members, which no plan reads, left out), sorted key hashes, and the keys."""
     run = Folder(str(path))
     write_centroids(run)
-    columns = set(loaders(config(str(path), 1, metric)))
+    columns = {name for m in metrics for name in loaders(config(str(path), 1, m))}
     for index in range(samples // PER_SHARD):
         c, unit = shard(index), schema.unit_name(index)
         extra = {}
         if "dedup" in columns:
-            extra = {"similarity": c["similarity"].astype(np.float64)}
-            extra["nearest"] = c["nearest"]
-            extra["nearest_key"] = np.full(PER_SHARD, None, dtype=object)  # plans read none
+            extra["similarity"] = c["similarity"].astype(np.float64)
         if "dbp_clusters" in columns:
             extra.update(dbp_cluster=c["dbp_cluster"],
                          dbp_distance=c["dbp_distance"].astype(np.float64))  # fmt: skip
@@ -173,8 +172,7 @@ def build_streamed(path: Path, samples: int, metric: str) -> None:
                                 extra)  # fmt: skip
         schema.write_shard_columns(run, unit, samples_.to_table())
         duplicates.write_hashes(run, unit, c["hash"], c["ids"])
-        rows = pa.table({"id": c["ids"], "key": keys(c["rows"])})
-        schema.write_table(run, rows, "embed", f"{unit}.parquet")
+        schema.write_table(run, pa.table({"key": keys(c["rows"])}), "embed", f"{unit}.parquet")
 
 
 def config(run: str, shards: int, metric: str) -> PruneConfig:
@@ -236,22 +234,20 @@ def check_disk(workdir: Path, samples: int, kind: str) -> None:
 
 
 def bench_size(workdir: Path, samples: int, metrics: list[str], streamed: bool) -> None:
-    """Write one run directory per size (per metric when streamed), run the stages, remove it."""
+    """Write one run directory for this size, run each metric's stages on it, remove it."""
     check_disk(workdir, samples, "stream" if streamed else "full")
-    for group in [[m] for m in metrics] if streamed else [metrics]:
-        path = Path(tempfile.mkdtemp(prefix="selection-bench-", dir=workdir))
-        try:
-            start = time.perf_counter()
-            (build_streamed(path, samples, group[0]) if streamed
-             else build_run(path, samples, group))  # fmt: skip
-            print(f"{samples:,} samples: written in {time.perf_counter() - start:.0f} s",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            for metric in group:
-                for stage in STREAMED if streamed else STAGES:
-                    result = run_stage(path, samples // PER_SHARD, metric, stage)
-                    print(row({"metric": metric, "samples": samples, **result}), flush=True)
-        finally:
-            shutil.rmtree(path)
+    path = Path(tempfile.mkdtemp(prefix="selection-bench-", dir=workdir))
+    try:
+        start = time.perf_counter()
+        (build_streamed if streamed else build_run)(path, samples, metrics)
+        print(f"{samples:,} samples: written in {time.perf_counter() - start:.0f} s",
+              file=sys.stderr, flush=True)  # fmt: skip
+        for metric in metrics:
+            for stage in STREAMED if streamed else STAGES:
+                result = run_stage(path, samples // PER_SHARD, metric, stage)
+                print(row({"metric": metric, "samples": samples, **result}), flush=True)
+    finally:
+        shutil.rmtree(path)
 
 
 def row(r: dict) -> str:

@@ -33,7 +33,7 @@ def test_every_metric_selects_from_the_synthetic_run(tmp_path):
         assert schema.sum_counts(counts)["kept"] == kept_count(valid, RATE)
         assert [c["duplicate_keys"] for c in counts] == [0, 1]
         streamed = tmp_path / f"streamed-{metric}"
-        build_streamed(streamed, 2 * PER_SHARD, metric)
+        build_streamed(streamed, 2 * PER_SHARD, [metric])
         measure_stage(str(streamed), 2, metric, "select_plan")
         plan, again = schema.read_plan(run), schema.read_plan(Folder(str(streamed)))
         assert again["criterion"] == plan["criterion"] and again["target"] == plan["target"]
