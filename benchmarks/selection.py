@@ -1,21 +1,30 @@
-"""Selection at scale: samples/s and peak memory of the `select` stage at 1M and 10M samples.
+"""Selection at scale: samples/s and peak memory of each selection stage (`select_stats`,
+`select_repeats`, `select_plan`, `select`) at 1M, 10M and 100M samples.
 
 No images and no model: the run directory is written directly with the files the upstream
-stages leave there (embed rows, assignments, centroids, SemDeDup and DBP outputs, EL2N
-scores), 10,000 samples per shard and 1,000 clusters; `select` reads no embeddings, so none
-are written. Each (size, metric) runs `select` in a fresh subprocess, so its peak RSS
-(imports included: the package imports torch) is that of selection alone; seconds time the
-`select` unit itself, not the interpreter start and imports.
+stages leave there (embed rows, assignments, centroids, SemDeDup's per-shard tables, DBP's
+second clustering, EL2N scores), 10,000 samples per shard, 1,000 clusters, 1,000 labels and a
+repeated key in every shard; `select` reads no embeddings, so none are written. Every shard is
+generated from its index alone, so any size is the same data cut at a different place.
 
-Usage, from the repository root (`-m` so that the checkout's packages are measured, not an
-installed copy):
-    python -m benchmarks.selection [--sizes 1000000 10000000]
+Each (size, metric, stage) runs in a fresh subprocess that runs every unit of the stage in turn,
+as one worker would: its peak RSS (`VmHWM`, imports included) is that of the stage's largest
+unit, and seconds time the units, not the interpreter start and imports.
+
+`--stream` sizes (100M by default) write only what `select_repeats` and `select_plan` read
+(the per-shard columns `select_stats` would write, the sorted key hashes and the keys) and
+measure those two stages: the per-shard stages hold one shard at a time whatever the size, and
+the files of every stage at 100M would not fit the disk.
+
+Usage, from the repository root (`-m` so that the checkout's packages are measured):
+    python -m benchmarks.selection [--sizes 1000000 10000000] [--stream 100000000]
         [--metrics prototypicality random semdedup dbp el2n ccs] [--workdir /tmp]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import subprocess
@@ -27,138 +36,152 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from curation.driver import prepare_stage, stage_digests
 from curation.stage import Context
 from curation.storage import Folder
+from metrics.topk import hash_rank
+from pipelines.data_pruning import duplicates, schema
 from pipelines.data_pruning.config import PruneConfig
-from pipelines.data_pruning.criteria import CRITERIA
-from pipelines.data_pruning.schema import ROW_SCHEMA, save_array, unit_name, write_table
+from pipelines.data_pruning.criteria import CRITERIA, loaders
+from pipelines.data_pruning.samples import ShardSamples
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = list(CRITERIA)
+STAGES = ("select_stats", "select_repeats", "select_plan", "select")
+STREAMED = ("select_repeats", "select_plan")
 PER_SHARD = 10_000
 CLUSTERS = 1_000
+LABELS = 1_000
 DIM = 512
 BUCKETS = 64  # as the dedup stage: buckets by cluster mod min(clusters, 64)
 FAILED_FRACTION = 0.002
 RATE = 0.5
-DISK_PER_SAMPLE = 200  # bytes: the run directory plus select's outputs (~100), with a margin
+DISK_PER_SAMPLE = {"full": 400, "stream": 110}  # bytes, with a margin
 
 
-def row_ids(rows: np.ndarray) -> np.ndarray:
-    """Internal ids (shard << 32 | position) of global rows."""
-    return (rows // PER_SHARD << 32) | (rows % PER_SHARD)
-
-
-def keys(start: int, count: int) -> pa.StringArray:
-    """`laion_000123456`-style keys for global rows [start, start + count), built as one byte
-    buffer: a Python string per key would dominate the generation time."""
-    index = np.arange(start, start + count, dtype=np.int64)
-    chars = np.empty((count, 15), dtype=np.uint8)
+def keys(rows: np.ndarray) -> pa.StringArray:
+    """`laion_000123456`-style keys of global rows, built as one byte buffer."""
+    chars = np.empty((len(rows), 15), dtype=np.uint8)
     chars[:, :6] = np.frombuffer(b"laion_", dtype=np.uint8)
-    chars[:, 6:] = index[:, None] // 10 ** np.arange(8, -1, -1) % 10 + ord("0")
-    offsets = np.arange(0, 15 * (count + 1), 15, dtype=np.int32)
-    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(chars))
+    chars[:, 6:] = rows[:, None] // 10 ** np.arange(8, -1, -1) % 10 + ord("0")
+    offsets = np.arange(0, 15 * (len(rows) + 1), 15, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(rows), pa.py_buffer(offsets), pa.py_buffer(chars))
 
 
-def write_embed(run: Folder, failed: np.ndarray, rng: np.random.Generator) -> None:
-    """The embed stage's row tables: no captions, a few failed samples with their error."""
-    for shard, start in enumerate(range(0, len(failed), PER_SHARD)):
-        bad = failed[start : start + PER_SHARD]
-        n = len(bad)
-        errors: list[str | None] = [None] * n
-        for row in np.flatnonzero(bad):
-            errors[row] = "cannot decode 000000000.jpg: not a recognised image format"
-        table = pa.table(
-            {
-                "id": row_ids(np.arange(start, start + n)),
-                "key": keys(start, n),
-                "shard": np.full(n, shard, dtype=np.int32),
-                "position": np.arange(n, dtype=np.int32),
-                "label": rng.integers(0, 1000, n),
-                "caption": pa.nulls(n, pa.string()),
-                "nbytes": rng.integers(5_000, 60_000, n),
-                "clip_score": np.full(n, np.nan),
-                "status": np.where(bad, "failed", "ok"),
-                "error": pa.array(errors, pa.string()),
-                "key_hash": np.arange(start, start + n, dtype=np.uint64) * np.uint64(2654435761),
-                "uid": pa.nulls(n, pa.string()),
-            },
-            schema=ROW_SCHEMA,
-        )
-        write_table(run, table, "embed", f"{unit_name(shard)}.parquet")
+def shard(index: int) -> dict:
+    """One shard's columns, from its index alone: skewed cluster sizes, CLIP-like distances,
+    SemDeDup similarities to a random earlier sample, EL2N scores, and the key of the
+    previous shard's first sample repeated at position 7."""
+    rng = np.random.default_rng(index)
+    start = index * PER_SHARD
+    rows = np.arange(start, start + PER_SHARD, dtype=np.int64)
+    if index:
+        rows[7] = start - PER_SHARD  # the key (and so the hash) of an earlier sample
+    valid = rng.random(PER_SHARD) >= FAILED_FRACTION
+    weights = np.random.default_rng(0).lognormal(0.0, 1.0, CLUSTERS)
+    p = weights / weights.sum()
+
+    def clustering():
+        cluster = np.where(valid, rng.choice(CLUSTERS, PER_SHARD, p=p), -1).astype(np.int32)
+        distance = np.where(valid, rng.beta(4.0, 6.0, PER_SHARD) * 0.8, np.nan)
+        return cluster, distance.astype(np.float32)
+
+    cluster, distance = clustering()
+    dbp_cluster, dbp_distance = clustering()
+    similarity = rng.uniform(0.5, 1.0, PER_SHARD).astype(np.float32)
+    nearest = (rng.random(PER_SHARD) * np.maximum(start + np.arange(PER_SHARD), 1)).astype(np.int64)
+    lead = (rng.random(PER_SHARD) < 1e-3) | ~valid
+    similarity[lead] = -np.inf
+    return {
+        "ids": schema.sample_ids(index, np.arange(PER_SHARD)), "rows": rows, "valid": valid,
+        "label": rng.integers(0, LABELS, PER_SHARD), "cluster": cluster, "distance": distance,
+        "dbp_cluster": dbp_cluster, "dbp_distance": dbp_distance, "similarity": similarity,
+        "nearest": np.where(lead, -1, (nearest // PER_SHARD << 32) | (nearest % PER_SHARD)),
+        "nearest_row": np.where(lead, -1, nearest), "hash": hash_rank(rows, 12345),
+        "el2n": np.where(valid, rng.uniform(0.0, np.sqrt(2.0), PER_SHARD), np.nan),
+    }  # fmt: skip
 
 
-def write_clustering(run: Folder, valid: np.ndarray, rng: np.random.Generator,
-                     centroids: str, assigned: str) -> np.ndarray:  # fmt: skip
-    """Centroids and per-shard assignments: skewed cluster sizes (log-normal weights), cosine
-    distances in a CLIP-like range, -1/nan for failed samples. Returns the clusters."""
-    mu = rng.standard_normal((CLUSTERS, DIM)).astype(np.float32)
-    save_array(run, mu / np.linalg.norm(mu, axis=1, keepdims=True), centroids, "centroids.npy")
-    weights = rng.lognormal(0.0, 1.0, CLUSTERS)
-    cluster = rng.choice(CLUSTERS, len(valid), p=weights / weights.sum()).astype(np.int32)
-    cluster[~valid] = -1
-    distance = (rng.beta(4.0, 6.0, len(valid)) * 0.8).astype(np.float32)
-    distance[~valid] = np.nan
-    for shard, start in enumerate(range(0, len(valid), PER_SHARD)):
-        part = slice(start, start + PER_SHARD)
-        table = pa.table({"cluster": cluster[part], "distance": distance[part]})
-        write_table(run, table, assigned, f"{unit_name(shard)}.parquet")
-    return cluster
+def embed_rows(c: dict, index: int) -> pa.Table:
+    n = PER_SHARD
+    errors = pa.array(np.where(c["valid"], None, "cannot decode 000000000.jpg").tolist(),
+                      pa.string())  # fmt: skip
+    return pa.table({
+        "id": c["ids"], "key": keys(c["rows"]), "shard": np.full(n, index, dtype=np.int32),
+        "position": np.arange(n, dtype=np.int32), "label": c["label"],
+        "caption": pa.nulls(n, pa.string()), "nbytes": np.full(n, 30_000, dtype=np.int64),
+        "clip_score": np.full(n, np.nan), "status": np.where(c["valid"], "ok", "failed"),
+        "error": errors, "key_hash": c["hash"], "uid": pa.nulls(n, pa.string()),
+    }, schema=schema.ROW_SCHEMA)  # fmt: skip
 
 
-def write_dedup(run: Folder, cluster: np.ndarray, rng: np.random.Generator) -> None:
-    """SemDeDup's bucket tables: every valid sample's highest similarity to an earlier member
-    of its cluster and that member's id; each cluster's first member repeats nothing."""
-    rows = np.flatnonzero(cluster >= 0)
-    rows = rows[np.argsort(cluster[rows], kind="stable")]
-    grouped = cluster[rows]
-    first = np.searchsorted(grouped, grouped, side="left")
-    size = np.searchsorted(grouped, grouped, side="right") - first
-    nearest = row_ids(rows[first + (rng.random(len(rows)) * size).astype(np.int64)])
-    similarity = rng.uniform(0.5, 1.0, len(rows)).astype(np.float32)
-    leads = np.arange(len(rows)) == first
-    similarity[leads], nearest[leads] = -np.inf, -1
-    bucket = grouped % BUCKETS
-    for b in range(BUCKETS):
-        mine = bucket == b
-        table = pa.table({"id": row_ids(rows[mine]), "max_similarity": similarity[mine],
-                          "nearest": nearest[mine]})  # fmt: skip
-        write_table(run, table, "dedup", f"{b:05d}.parquet")
+def dedup_table(c: dict) -> pa.Table:
+    named = c["nearest_row"] >= 0
+    nearest_key = keys(np.where(named, c["nearest_row"], 0)).to_numpy(zero_copy_only=False)
+    nearest_key = pa.array(np.where(named, nearest_key, None).tolist(), pa.string())
+    table = pa.table({"id": c["ids"], "max_similarity": c["similarity"], "nearest": c["nearest"],
+                      "nearest_key": nearest_key}, schema=schema.DEDUP_SCHEMA)  # fmt: skip
+    return table.filter(pa.array(c["valid"]))
 
 
-def write_el2n(run: Folder, valid: np.ndarray, rng: np.random.Generator) -> None:
-    scores = rng.uniform(0.0, np.sqrt(2.0), len(valid))
-    scores[~valid] = np.nan
-    for shard, start in enumerate(range(0, len(valid), PER_SHARD)):
-        save_array(run, scores[start : start + PER_SHARD], "el2n", f"{unit_name(shard)}.npy")
+def write_centroids(run: Folder) -> None:
+    mu = np.random.default_rng(1).standard_normal((CLUSTERS, DIM)).astype(np.float32)
+    for folder in ("cluster", "dbp_cluster"):
+        schema.save_array(run, mu / np.linalg.norm(mu, axis=1, keepdims=True), folder,
+                          "centroids.npy")  # fmt: skip
 
 
 def build_run(path: Path, samples: int, metrics: list[str]) -> None:
-    """Everything `select` reads for `metrics`, seeded."""
+    """Everything the selection stages read for `metrics`."""
     run = Folder(str(path))
-    rng = np.random.default_rng(0)
-    valid = rng.random(samples) >= FAILED_FRACTION
-    write_embed(run, ~valid, rng)
-    cluster = write_clustering(run, valid, rng, "cluster", "assign")
-    if {"semdedup", "dbp"} & set(metrics):
-        write_dedup(run, cluster, rng)
-    if "dbp" in metrics:
-        write_clustering(run, valid, rng, "dbp_cluster", "dbp_assign")
-    if {"el2n", "ccs"} & set(metrics):
-        write_el2n(run, valid, rng)
+    write_centroids(run)
+    for index in range(samples // PER_SHARD):
+        c, unit = shard(index), schema.unit_name(index)
+        schema.write_table(run, embed_rows(c, index), "embed", f"{unit}.parquet")
+        schema.write_assignment(run, "assign", unit, c["cluster"], c["distance"])
+        if {"semdedup", "dbp"} & set(metrics):
+            table = dedup_table(c)
+            bucket = c["cluster"][c["valid"]] % BUCKETS
+            for b in np.unique(bucket).tolist():
+                schema.write_dedup(run, schema.bucket_name(b), unit, table.filter(bucket == b))
+        if "dbp" in metrics:
+            schema.write_assignment(run, "dbp_assign", unit, c["dbp_cluster"], c["dbp_distance"])
+        if {"el2n", "ccs"} & set(metrics):
+            schema.save_array(run, c["el2n"], "el2n", f"{unit}.npy")
+
+
+def build_streamed(path: Path, samples: int, metrics: list[str]) -> None:
+    """Only what `select_repeats` and `select_plan` read: each shard's selection columns (as
+    `select_stats` writes them, the columns of every metric in `metrics`; SemDeDup's nearest
+    members, which no plan reads, left out), sorted key hashes, and the keys."""
+    run = Folder(str(path))
+    write_centroids(run)
+    columns = {name for m in metrics for name in loaders(config(str(path), 1, m))}
+    for index in range(samples // PER_SHARD):
+        c, unit = shard(index), schema.unit_name(index)
+        extra = {}
+        if "dedup" in columns:
+            extra["similarity"] = c["similarity"].astype(np.float64)
+        if "dbp_clusters" in columns:
+            extra.update(dbp_cluster=c["dbp_cluster"],
+                         dbp_distance=c["dbp_distance"].astype(np.float64))  # fmt: skip
+        if "el2n" in columns:
+            extra["el2n"] = c["el2n"]
+        samples_ = ShardSamples(index, c["ids"], c["valid"], np.zeros(PER_SHARD, bool),
+                                c["label"], c["cluster"], c["distance"].astype(np.float64),
+                                extra)  # fmt: skip
+        schema.write_shard_columns(run, unit, samples_.to_table())
+        duplicates.write_hashes(run, unit, c["hash"], c["ids"])
+        schema.write_table(run, pa.table({"key": keys(c["rows"])}), "embed", f"{unit}.parquet")
 
 
 def config(run: str, shards: int, metric: str) -> PruneConfig:
     """CCS stratifies EL2N scores, so that it reads the el2n files like the el2n metric."""
     return PruneConfig(
-        shards=[f"/data/laion/{unit_name(i)}.tar" for i in range(shards)],
-        output=f"{run}/out",
-        run_dir=run,
-        rate=RATE,
-        metric=metric,
-        clusters=CLUSTERS,
+        shards=[f"/data/laion/{schema.unit_name(i)}.tar" for i in range(shards)],
+        output=f"{run}/out", run_dir=run, rate=RATE, metric=metric, clusters=CLUSTERS,
         ccs_score="el2n",
-    )
+    )  # fmt: skip
 
 
 def peak_rss_mib() -> float:
@@ -169,76 +192,96 @@ def peak_rss_mib() -> float:
     return int(line.split()[1]) / 1024  # kB
 
 
-def measure_select(run: str, shards: int, metric: str) -> dict:
-    """In the subprocess: run the `select` unit and report its time, the process's peak RSS
-    and, apart, the RSS its imports alone reached (the package imports torch)."""
-    from pipelines.data_pruning.select import select_samples
+def measure_stage(run: str, shards: int, metric: str, stage: str) -> dict:
+    """In the subprocess: run every unit of one selection stage, as one worker would."""
+    from pipelines.data_pruning.pipeline import stages
 
+    cfg = config(run, shards, metric)
+    pipeline = stages(cfg)
+    declared = next(s for s in pipeline if s.name == stage)
+    importlib.import_module(declared.process.path.partition(":")[0])  # not timed
     imports = peak_rss_mib()
-    ctx = Context(Folder(run), config(run, shards, metric), 1)
+    ctx = Context(Folder(run), cfg, 1)
+    Folder(run).remove(stage)
+    units = prepare_stage(declared, ctx, stage_digests(pipeline, cfg)[stage])
     start = time.perf_counter()
-    stats = select_samples(ctx, "all")
+    for unit in units:
+        declared.process(ctx, unit)
     seconds = time.perf_counter() - start
-    return {**stats, "seconds": seconds, "peak_mib": peak_rss_mib(), "imports_mib": imports}
+    return {"stage": stage, "units": len(units), "seconds": seconds, "peak_mib": peak_rss_mib(),
+            "imports_mib": imports}  # fmt: skip
 
 
-def run_metric(run: Path, shards: int, metric: str) -> dict:
+def run_stage(run: Path, shards: int, metric: str, stage: str) -> dict:
     command = [sys.executable, "-m", "benchmarks.selection", "--child", str(run), str(shards),
-               metric]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"select {metric} failed:\n{result.stderr}")
+               metric, stage]  # fmt: skip
+    for attempt in (1, 2):  # pyarrow rarely aborts at interpreter exit on a loaded machine
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            break
+        print(f"{stage} {metric}: attempt {attempt} failed: {result.stderr.strip()[-300:]}",
+              file=sys.stderr, flush=True)  # fmt: skip
+    else:
+        raise RuntimeError(f"{stage} {metric} failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def check_disk(workdir: Path, samples: int) -> None:
-    needed = samples * DISK_PER_SAMPLE
+def check_disk(workdir: Path, samples: int, kind: str) -> None:
+    needed = samples * DISK_PER_SAMPLE[kind]
     free = shutil.disk_usage(workdir).free
     if free < needed:
         raise SystemExit(f"{workdir}: {free / 1e9:.1f} GB free, {needed / 1e9:.1f} GB needed")
 
 
-def bench_size(workdir: Path, samples: int, metrics: list[str]) -> None:
-    """Write one run directory for this size, select from it once per metric, remove it."""
-    check_disk(workdir, samples)
+def bench_size(workdir: Path, samples: int, metrics: list[str], streamed: bool) -> None:
+    """Write one run directory for this size, run each metric's stages on it, remove it."""
+    check_disk(workdir, samples, "stream" if streamed else "full")
     path = Path(tempfile.mkdtemp(prefix="selection-bench-", dir=workdir))
     try:
         start = time.perf_counter()
-        build_run(path, samples, metrics)
-        seconds = time.perf_counter() - start
-        print(f"{samples:,} samples: run directory written in {seconds:.1f} s", file=sys.stderr)
+        (build_streamed if streamed else build_run)(path, samples, metrics)
+        print(f"{samples:,} samples: written in {time.perf_counter() - start:.0f} s",
+              file=sys.stderr, flush=True)  # fmt: skip
         for metric in metrics:
-            result = {"metric": metric, **run_metric(path, samples // PER_SHARD, metric)}
-            print(row(result), flush=True)
+            for stage in STREAMED if streamed else STAGES:
+                result = run_stage(path, samples // PER_SHARD, metric, stage)
+                print(row({"metric": metric, "samples": samples, **result}), flush=True)
     finally:
         shutil.rmtree(path)
 
 
 def row(r: dict) -> str:
     rate = r["samples"] / r["seconds"]
-    return (f"| {r['metric']} | {r['samples']:,} | {r['seconds']:.1f} | {rate:,.0f} "
-            f"| {r['peak_mib']:,.0f} | {r['imports_mib']:,.0f} |")  # fmt: skip
+    return (f"| {r['metric']} | {r['stage']} | {r['samples']:,} | {r['units']:,} "
+            f"| {r['seconds']:.1f} | {rate:,.0f} | {r['peak_mib']:,.0f} "
+            f"| {r['imports_mib']:,.0f} |")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 10_000_000])
+    parser.add_argument("--stream", type=int, nargs="*", default=[100_000_000])
     parser.add_argument("--metrics", nargs="+", choices=METRICS, default=METRICS)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
-    parser.add_argument("--child", nargs=3, metavar=("RUN", "SHARDS", "METRIC"),
+    parser.add_argument("--child", nargs=4, metavar=("RUN", "SHARDS", "METRIC", "STAGE"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
     if args.child:
-        run, shards, metric = args.child
-        print(json.dumps(measure_select(run, int(shards), metric)))
+        run, shards, metric, stage = args.child
+        print(json.dumps(measure_stage(run, int(shards), metric, stage)))
         return
-    bad = [s for s in args.sizes if s % PER_SHARD]
+    bad = [s for s in [*args.sizes, *args.stream] if s % PER_SHARD]
     if bad:
         parser.error(f"sizes must be multiples of {PER_SHARD} (samples per shard): {bad}")
-    print("| metric | samples | seconds | samples/s | peak RSS MiB | after imports MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| metric | stage | samples | units | seconds | samples/s | peak RSS MiB "
+        "| after imports MiB |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for samples in args.sizes:
-        bench_size(args.workdir, samples, args.metrics)
+        bench_size(args.workdir, samples, args.metrics, streamed=False)
+    for samples in args.stream:
+        bench_size(args.workdir, samples, args.metrics, streamed=True)
 
 
 if __name__ == "__main__":

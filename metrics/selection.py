@@ -1,4 +1,5 @@
-"""Selection rules shared by the criteria: how many to keep, and which by rank or at random."""
+"""Selection rules shared by the criteria: how many to keep, each class's share of them, and a
+uniform draw."""
 
 from __future__ import annotations
 
@@ -10,12 +11,22 @@ def kept_count(valid: int, rate: float) -> int:
     return round((1.0 - rate) * valid)
 
 
-def rank_keep(scores: np.ndarray, ids: np.ndarray, keep: int, highest: bool) -> np.ndarray:
-    """Mask of the `keep` highest (or lowest) scores; ties go to the smaller id."""
-    order = np.lexsort((ids, -scores if highest else scores))
-    mask = np.zeros(len(scores), dtype=bool)
-    mask[order[:keep]] = True
-    return mask
+def proportional_quotas(counts: np.ndarray, total: int) -> np.ndarray:
+    """Integer shares of `total` proportional to `counts`, summing to `total`: every share is
+    the floor of `total * count / sum(counts)`, then the largest remainders (ties: the smaller
+    index) get one more. Exact integer arithmetic; no share exceeds its count."""
+    counts = [int(c) for c in np.asarray(counts).tolist()]
+    whole = sum(counts)
+    if not 0 <= total <= whole:
+        raise ValueError(f"total {total} must lie in [0, {whole}]")
+    if whole == 0:
+        return np.zeros(len(counts), dtype=np.int64)
+    shares = [total * c // whole for c in counts]
+    remainders = [total * c % whole for c in counts]
+    order = sorted(range(len(counts)), key=lambda i: (-remainders[i], i))
+    for i in order[: total - sum(shares)]:
+        shares[i] += 1
+    return np.array(shares, dtype=np.int64)
 
 
 def random_keep(n: int, keep: int, seed: int) -> np.ndarray:

@@ -57,10 +57,30 @@ def _print_summary(summary: dict, config) -> None:
         table.add_row(f"reason: {reason}", str(count))
     table.add_row("output", config.output)
     console.print(table)
+    _print_classes(console, summary["classes"])
     for line in summary["explanation"]:
         console.print(f"  {line}", highlight=False)
     for line in summary["warnings"]:
         console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
+
+
+CLASS_ROWS = 20  # more classes: the ones furthest below their share
+
+
+def _print_classes(console: Console, classes: list[dict]) -> None:
+    """Kept and pruned per class: a global ranking can empty a class."""
+    shown = sorted(classes, key=lambda r: r["kept_of_share"] or 0)[:CLASS_ROWS]
+    if not shown:
+        return
+    title = "per class" if len(classes) <= CLASS_ROWS else (
+        f"per class: the {CLASS_ROWS} of {len(classes)} furthest below their share")  # fmt: skip
+    table = Table(title=title)
+    for column in ("class", "candidates", "kept", "pruned", "kept / share"):
+        table.add_column(column)
+    for row in sorted(shown, key=lambda r: r["label"]):
+        share = "-" if row["kept_of_share"] is None else f"{row['kept_of_share']:.2f}"
+        table.add_row(row["name"], *(str(row[k]) for k in ("candidates", "kept", "pruned")), share)
+    console.print(table)
 
 
 @user_errors

@@ -4,6 +4,8 @@ the report say the same."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from pipelines.data_pruning.criteria import CRITERIA, active_filter
 
 TYPICAL_EPS = 0.1  # SemDeDup beyond this prunes near, not exact, duplicates (Abbas et al.)
@@ -29,10 +31,10 @@ def _applied(notes: dict) -> list[str]:
                      "(the cluster table has each quota)")  # fmt: skip
     if "ccs" in notes:
         c = notes["ccs"]
-        filled = sum(1 for b in c["budgets"] if b)
+        filled = int(np.reshape(c["budgets"], (-1, c["strata"])).any(axis=0).sum())  # any class
         lines.append(f"cut the hardest {c['cut']:,} ({c['cutoff']:.0%}) first, then sampled "
                      f"{filled} of {c['strata']} score strata, smallest first")  # fmt: skip
-    if "el2n" in notes:
+    if "models" in notes.get("el2n", {}):  # the criterion's own notes (not CCS's probes alone)
         e = notes["el2n"]
         lines.append(f"EL2N from {e['models']} {e['probe']} probes; offset {e['offset']:.0%}")
     return lines
@@ -54,6 +56,8 @@ def warnings(config, notes: dict, rate_achieved: float) -> list[str]:
             f"the rate made SemDeDup go to eps {eps:.3f} (beyond a typical {TYPICAL_EPS}): "
             "samples pruned last are similar, not duplicates; --eps caps it"
         )
+    if "warning" in notes.get("el2n", {}):
+        found.append(notes["el2n"]["warning"])
     if "short" in notes:
         found.append(f"{notes['short']}: the rate achieved is {rate_achieved}, not "
                      f"{config.rate}")  # fmt: skip

@@ -1,30 +1,53 @@
-"""The per-cluster table of a selection: size, d_intra, d_inter, complexity and kept."""
+"""The per-cluster table of a selection: size, d_intra, d_inter, complexity and kept.
+
+Sizes and distance sums are accumulated shard by shard in input order (`ClusterSums`), which
+gives the same float64 sums, bit for bit, as one `np.bincount` over every sample; the kept
+column is counted by each shard as it is decided, and summed when the table is read.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from metrics.complexity import cluster_complexity, inter_cluster_distance, intra_cluster_distance
-from pipelines.data_pruning.samples import Clustering
+from metrics.complexity import cluster_complexity, inter_cluster_distance
 
 CLUSTER_COLUMNS = ("d_inter", "complexity")  # what the report shows of the table, besides size
 
 
-def cluster_table(clusters: Clustering, rows: np.ndarray, keep: np.ndarray,
-                  neighbors: int) -> list[dict]:  # fmt: skip
-    """Per cluster, over `rows`: size, d_intra (mean member distance to the centroid), d_inter
-    (mean distance to the `neighbors` nearest centroids), complexity and kept."""
-    k = len(clusters.centroids)
-    cluster = clusters.cluster[rows]
-    d_intra, sizes = intra_cluster_distance(cluster, clusters.distance[rows], k)
-    d_inter = inter_cluster_distance(clusters.centroids, neighbors)
-    complexity = cluster_complexity(d_intra, d_inter, sizes)
-    kept = np.bincount(cluster[keep[rows]], minlength=k)
+class ClusterSums:
+    """Members and summed cosine distances per cluster, added shard by shard."""
+
+    def __init__(self, clusters: int):
+        self.sizes = np.zeros(clusters, dtype=np.int64)
+        self.sums = np.zeros(clusters, dtype=np.float64)
+
+    def add(self, cluster: np.ndarray, distance: np.ndarray) -> None:
+        """Rows in input order: `np.add.at` adds them one by one, as `np.bincount` does."""
+        np.add.at(self.sums, cluster, distance)
+        self.sizes += np.bincount(cluster, minlength=len(self.sizes))
+
+    @property
+    def d_intra(self) -> np.ndarray:
+        """Mean member distance to the centroid; nan for an empty cluster."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.sizes > 0, self.sums / self.sizes, np.nan)
+
+
+def complexity(sums: ClusterSums, centroids: np.ndarray, neighbors: int) -> tuple[np.ndarray, ...]:
+    """d_intra, d_inter (mean distance to the `neighbors` nearest centroids) and complexity."""
+    d_intra = sums.d_intra
+    d_inter = inter_cluster_distance(centroids, neighbors)
+    return d_intra, d_inter, cluster_complexity(d_intra, d_inter, sums.sizes)
+
+
+def cluster_table(sums: ClusterSums, centroids: np.ndarray, neighbors: int) -> list[dict]:
+    """Per cluster: size, d_intra, d_inter, complexity; kept is counted by the shards
+    (`schema.read_selection_record` fills it in)."""
+    d_intra, d_inter, complexities = complexity(sums, centroids, neighbors)
     return [
-        {"cluster": j, "size": int(sizes[j]), "d_intra": _number(d_intra[j]),
-         "d_inter": _number(d_inter[j]), "complexity": _number(complexity[j]),
-         "kept": int(kept[j])}
-        for j in range(k)
+        {"cluster": j, "size": int(sums.sizes[j]), "d_intra": _number(d_intra[j]),
+         "d_inter": _number(d_inter[j]), "complexity": _number(complexities[j]), "kept": None}
+        for j in range(len(centroids))
     ]  # fmt: skip
 
 

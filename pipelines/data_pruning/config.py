@@ -82,6 +82,7 @@ class PruneSettings(BaseModel):
         None, description="Dask scheduler address (default: a LocalCluster)."
     )
     workers: Count = Field(1, description="Worker processes.")
+    per_class: bool = Field(False, description="Each class keeps its share of the kept total.")
     filter: str | None = Field(
         None, description="Before the metric: clip-score:T (threshold) or clip-score-top:F."
     )

@@ -2,7 +2,9 @@
 SemDeDup rule over every cluster of a bucket.
 
 The stage stores, for every member, its highest similarity to an earlier member and which one
-(no eps), so any eps or rate is a threshold on it: the rule applies it, and a sweep reuses it.
+(no eps, its id and key), so any eps or rate is a threshold on it: the rule applies it, and a
+sweep reuses it. A bucket writes its members of each shard apart, so that a shard's
+similarities are read without any other shard's.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def group_shard(ctx: Context, unit: str) -> dict:
     """Split a shard's candidates by cluster bucket (cluster mod bucket count)."""
     rows = schema.candidate_rows(ctx.run, unit, ctx.config.holdout)
     assigned = schema.read_assignment(ctx.run, "assign", unit).take(rows)
-    ids = schema.read_rows(ctx.run, unit, ["id"])["id"].take(rows)
+    named = schema.read_rows(ctx.run, unit, ["id", "key"]).take(rows)
     embeddings = schema.read_embeddings(ctx.run, unit)[rows]
     cluster = assigned["cluster"].to_numpy()
     buckets = bucket_count(ctx)
@@ -38,7 +40,8 @@ def group_shard(ctx: Context, unit: str) -> dict:
         members = np.flatnonzero(cluster % buckets == bucket)
         if len(members) == 0:
             continue
-        table = pa.table({"id": ids.take(members), "cluster": assigned["cluster"].take(members),
+        table = pa.table({"id": named["id"].take(members), "key": named["key"].take(members),
+                          "cluster": assigned["cluster"].take(members),
                           "distance": assigned["distance"].take(members)})  # fmt: skip
         schema.write_group_part(ctx.run, schema.bucket_name(bucket), unit, table,
                                 embeddings[members])  # fmt: skip
@@ -47,6 +50,7 @@ def group_shard(ctx: Context, unit: str) -> dict:
 
 def dedup_bucket(ctx: Context, unit: str) -> dict:
     parts = schema.group_parts(ctx.run, unit)
+    keys = pa.chunked_array([c for t, _ in parts for c in t["key"].chunks], pa.string())
     if parts:
         ids_all = np.concatenate([t["id"].to_numpy() for t, _ in parts])
         cluster = np.concatenate([t["cluster"].to_numpy() for t, _ in parts])
@@ -63,20 +67,25 @@ def dedup_bucket(ctx: Context, unit: str) -> dict:
         result = semdedup(vectors[members], distance[members], ids_all[members], ALL_EARLIER)
         similarity[members] = result.max_similarity
         nearest[members] = result.duplicate_of
-    table = pa.table({"id": ids_all, "max_similarity": similarity, "nearest": nearest})
-    schema.write_dedup(ctx.run, unit, table)
+    order = np.argsort(ids_all)  # the member each one repeats is in the same bucket
+    named = order[np.searchsorted(ids_all, nearest, sorter=order)]
+    nearest_key = keys.take(pa.array(named, mask=nearest < 0))
+    table = pa.table({"id": ids_all, "max_similarity": similarity, "nearest": nearest,
+                      "nearest_key": nearest_key}, schema=schema.DEDUP_SCHEMA)  # fmt: skip
+    shard = schema.id_shard(ids_all)
+    for s in np.unique(shard).tolist():
+        schema.write_dedup(ctx.run, unit, schema.unit_name(s), table.filter(shard == s))
     return {"samples": len(ids_all), "clusters": len(np.unique(cluster))}
 
 
 def non_duplicate_rows(ctx: Context, eps: float) -> list[np.ndarray]:
     """Per shard, the candidates SemDeDup keeps at `eps`: DBP's re-clustering trains on these
     only."""
-    table = pa.concat_tables(schema.read_dedup(ctx.run))
-    similarity = table["max_similarity"].to_numpy().astype(np.float64)
-    ids = table["id"].to_numpy()[similarity > 1.0 - eps]
     rows = []
     for unit in schema.shard_units(ctx):
-        positions = schema.id_position(ids[schema.id_shard(ids) == int(unit)])
+        table = schema.read_shard_dedup(ctx.run, unit)
+        similarity = table["max_similarity"].to_numpy().astype(np.float64)
+        positions = schema.id_position(table["id"].to_numpy()[similarity > 1.0 - eps])
         rows.append(
             np.setdiff1d(schema.candidate_rows(ctx.run, unit, ctx.config.holdout), positions)
         )

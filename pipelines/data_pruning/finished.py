@@ -13,7 +13,6 @@ from curation.errors import CurateError
 from curation.storage import Folder
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.config import PruneConfig
-from pipelines.data_pruning.criteria import loaders
 from pipelines.data_pruning.decide import keep_mask
 from pipelines.data_pruning.samples import Samples, concat_rows, load_samples
 
@@ -24,11 +23,9 @@ class FinishedRun:
     config: PruneConfig
     units: list[str]
 
-    def samples(self, metric: str | None = None) -> Samples:
-        """The gathered columns, with the scores `metric` reads (the run's own by default)."""
-        config = self.config if metric is None else self.config.model_copy(
-            update={"metric": metric})  # fmt: skip
-        return load_samples(self.run, self.units, loaders(config), config.holdout)
+    def samples(self) -> Samples:
+        """Every shard's ids, status, labels and clusters, row-aligned."""
+        return load_samples(self.run, self.units, self.config.holdout)
 
     def embeddings(self) -> np.ndarray:
         """Every sample's embedding (zeros for failed ones), row-aligned with `samples()`."""

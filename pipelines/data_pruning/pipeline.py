@@ -1,12 +1,12 @@
 """The data-pruning pipeline: embed -> cluster -> assign -> [the criterion's scoring stages]
--> select -> reshard -> summary. Declaring it imports no stage module: each is named by path
-and imported by the worker that runs it."""
+-> select_stats -> select_repeats -> select_plan -> select -> reshard -> summary. Declaring it
+imports no stage module: each is named by path and imported by the worker that runs it."""
 
 from __future__ import annotations
 
 from curation.stage import Lazy, Stage
 from pipelines.data_pruning import schema
-from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.criteria import CRITERIA, loaders
 from pipelines.data_pruning.workers import THREADS
 
 NAME = "prune"
@@ -37,8 +37,13 @@ def _cluster_params(c) -> dict:
             "max_points_per_centroid": c.max_points_per_centroid}  # fmt: skip
 
 
-def _select_params(c) -> dict:
-    names = ("rate", "metric", "seed", "filter", "neighbors", *CRITERIA[c.metric].parameters)
+def _stats_params(c) -> dict:
+    return {"columns": sorted(loaders(c))}
+
+
+def _plan_params(c) -> dict:
+    names = ("rate", "metric", "seed", "filter", "neighbors", "per_class",
+             *CRITERIA[c.metric].parameters)  # fmt: skip
     return {name: getattr(c, name) for name in names}
 
 
@@ -87,7 +92,11 @@ def stages(config) -> list[Stage]:
     """The stages a config needs, in order."""
     return [
         *scoring_stages(config),
-        _stage("select", schema.barrier_unit, "select", "select_samples", _select_params),
+        _stage("select_stats", schema.shard_units, "select", "gather_shard", _stats_params),
+        _stage("select_repeats", Lazy("pipelines.data_pruning.duplicates:part_units"),
+               "duplicates", "find_repeats", _none),
+        _stage("select_plan", schema.barrier_unit, "select", "plan_selection", _plan_params),
+        _stage("select", schema.shard_units, "select", "select_shard", _none),
         _stage("reshard", schema.shard_units, "reshard", "reshard_shard", _output_params,
                clean=Lazy("pipelines.data_pruning.reshard:clean_outputs")),
         _stage("summary", schema.barrier_unit, "summary", "write_summary", _output_params,

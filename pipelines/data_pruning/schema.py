@@ -10,11 +10,17 @@ RUN/embed/<unit>.parquet|.json  the sample table of input shard <unit>, with ids
 RUN/cluster/                    centroids.npy, training_ids.npy (the seeded sample), clustering.json
 RUN/assign/<unit>.parquet       nearest centroid and cosine distance per row
 RUN/group/<bucket>/<unit>.*     SemDeDup's shuffle by cluster bucket
-RUN/dedup/<bucket>.parquet      each member's highest similarity to an earlier member
+RUN/dedup/<unit>/<bucket>.arrow each member's highest similarity to an earlier member of
+                                its cluster, that member's id and key (per shard, per bucket)
 RUN/dbp_cluster, RUN/dbp_assign DBP's re-clustering without duplicates
+RUN/el2n_train/                 probes.npz (the ensemble's weights), probes.json (accuracy...)
 RUN/el2n/<unit>.npy             EL2N scores
+RUN/select_stats/               columns/<unit>.arrow (what selection reads of each shard),
+                                hashes/<unit>.npy + <unit>.ranges.npy (sorted key hashes)
+RUN/select_repeats/<unit>/<part>.arrow    the repeated keys of a shard found by a hash range
+RUN/select_plan/plan.json       thresholds, quotas, notes and the per-cluster table
 RUN/select/                     keep/<unit>.npy, decisions/<unit>.parquet, counts/<unit>.json,
-                                selection.json
+                                tallies/<unit>.npz (kept per cluster, kept and pruned per label)
 OUTPUT/<unit>.tar, <unit>_stats.json, decisions.parquet, summary.json, .curate-run.json
 ```
 
@@ -36,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from curation.storage import Folder
@@ -141,6 +148,38 @@ def read_table(folder: Folder, *parts: str, columns: list[str] | None = None) ->
         return pq.read_table(f, columns=columns)
 
 
+def write_arrow(folder: Folder, table: pa.Table, *parts: str) -> None:
+    """An Arrow IPC file: for the small per-shard files read many times (ten times faster
+    to read than parquet, which decodes)."""
+
+    def fill(buf) -> None:
+        with ipc.new_file(buf, table.schema) as writer:
+            writer.write_table(table)
+
+    folder.write_buffer(fill, *parts)
+
+
+def read_arrow(folder: Folder, *parts: str) -> pa.Table:
+    return ipc.open_file(pa.py_buffer(folder.read_bytes(*parts))).read_all()
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an open .npy file, left at the start of its data."""
+    version = np.lib.format.read_magic(f)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)  # fmt: skip
+    shape, _, dtype = read(f)
+    return shape, dtype
+
+
+def read_array_slice(folder: Folder, start: int, stop: int, *parts: str) -> np.ndarray:
+    """Rows [start, stop) of a 1-d .npy file, read without the rest (a seek on any store)."""
+    with folder.open_read(*parts) as f:
+        dtype = _npy_header(f)[1]
+        f.seek(f.tell() + start * dtype.itemsize)
+        return np.frombuffer(f.read((stop - start) * dtype.itemsize), dtype=dtype)
+
+
 # embed
 
 
@@ -184,9 +223,26 @@ def row_count(run: Folder, unit: str) -> int:
         return pq.read_metadata(f).num_rows
 
 
-def read_embeddings(run: Folder, unit: str) -> np.ndarray:
+def _embeddings_file(run: Folder, unit: str) -> tuple[str, ...]:
     content = run.read_json("embed", f"{unit}.json")["content"]
-    return load_array(run, "embed", "content", f"{content}.npy")
+    return ("embed", "content", f"{content}.npy")
+
+
+def read_embeddings(run: Folder, unit: str) -> np.ndarray:
+    return load_array(run, *_embeddings_file(run, unit))
+
+
+def read_embedding_rows(run: Folder, unit: str, rows: np.ndarray) -> np.ndarray:
+    """Some rows (ascending) of a shard's embeddings, each read with a seek: a sample of every
+    shard costs its rows, not the shards."""
+    with run.open_read(*_embeddings_file(run, unit)) as f:
+        shape, dtype = _npy_header(f)
+        start, width = f.tell(), int(np.prod(shape[1:])) * dtype.itemsize
+        out = np.empty((len(rows), *shape[1:]), dtype=dtype)
+        for i, row in enumerate(rows.tolist()):
+            f.seek(start + row * width)
+            out[i] = np.frombuffer(f.read(width), dtype=dtype).reshape(shape[1:])
+        return out
 
 
 def valid_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -257,13 +313,20 @@ def group_parts(run: Folder, bucket: str) -> list[tuple[pa.Table, np.ndarray]]:
              load_array(run, "group", bucket, f"{n}.npy")) for n in names]  # fmt: skip
 
 
-def write_dedup(run: Folder, bucket: str, table: pa.Table) -> None:
-    write_table(run, table, "dedup", f"{bucket}.parquet")
+DEDUP_SCHEMA = pa.schema([("id", pa.int64()), ("max_similarity", pa.float32()),
+                          ("nearest", pa.int64()), ("nearest_key", pa.string())])  # fmt: skip
 
 
-def read_dedup(run: Folder) -> list[pa.Table]:
-    """Every bucket's table (id, max_similarity, nearest)."""
-    return [read_table(run, "dedup", n) for n in run.listdir("dedup") if n.endswith(".parquet")]
+def write_dedup(run: Folder, bucket: str, unit: str, table: pa.Table) -> None:
+    """One bucket's members of one shard."""
+    write_arrow(run, table, "dedup", unit, f"{bucket}.arrow")
+
+
+def read_shard_dedup(run: Folder, unit: str) -> pa.Table:
+    """A shard's members of every bucket (id, max_similarity, nearest, nearest_key)."""
+    parts = [read_arrow(run, "dedup", unit, n) for n in run.listdir("dedup", unit)
+             if n.endswith(".arrow")]  # fmt: skip
+    return pa.concat_tables(parts) if parts else DEDUP_SCHEMA.empty_table()
 
 
 # el2n
@@ -275,6 +338,69 @@ def write_el2n(run: Folder, unit: str, scores: np.ndarray) -> None:
 
 def read_el2n(run: Folder, unit: str) -> np.ndarray:
     return load_array(run, "el2n", f"{unit}.npy")
+
+
+def write_el2n_probes(run: Folder, weights: dict[str, np.ndarray], record: dict) -> None:
+    run.write_buffer(lambda buf: np.savez(buf, **weights), "el2n_train", "probes.npz")
+    run.write_json(record, "el2n_train", "probes.json")
+
+
+def read_el2n_probes(run: Folder) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(run.read_bytes("el2n_train", "probes.npz"))) as weights:
+        return dict(weights)
+
+
+def read_el2n_record(run: Folder) -> dict | None:
+    """What the probes' training recorded (accuracy, score spread), when EL2N ran."""
+    return (run.read_json("el2n_train", "probes.json")
+            if run.exists("el2n_train", "probes.json") else None)  # fmt: skip
+
+
+# select_stats / select_repeats / select_plan
+
+
+def write_shard_columns(run: Folder, unit: str, table: pa.Table) -> None:
+    write_arrow(run, table, "select_stats", "columns", f"{unit}.arrow")
+
+
+def read_shard_columns(run: Folder, unit: str) -> pa.Table:
+    return read_arrow(run, "select_stats", "columns", f"{unit}.arrow")
+
+
+def write_key_hashes(run: Folder, unit: str, rows: np.ndarray, ranges: np.ndarray) -> None:
+    """A shard's (hash, id) rows sorted by hash, and where each hash range starts in them."""
+    save_array(run, rows, "select_stats", "hashes", f"{unit}.npy")
+    save_array(run, ranges, "select_stats", "hashes", f"{unit}.ranges.npy")
+
+
+def read_key_hash_ranges(run: Folder, unit: str) -> np.ndarray:
+    return load_array(run, "select_stats", "hashes", f"{unit}.ranges.npy")
+
+
+def read_key_hashes(run: Folder, unit: str, start: int, stop: int) -> np.ndarray:
+    return read_array_slice(run, start, stop, "select_stats", "hashes", f"{unit}.npy")
+
+
+REPEAT_SCHEMA = pa.schema([("position", pa.int32()), ("first", pa.int64())])
+
+
+def write_repeats(run: Folder, unit: str, part: str, table: pa.Table) -> None:
+    """The rows of shard `unit` whose key an earlier row had (position, that row's id)."""
+    write_arrow(run, table, "select_repeats", unit, f"{part}.arrow")
+
+
+def read_repeats(run: Folder, unit: str) -> pa.Table:
+    parts = [read_arrow(run, "select_repeats", unit, n) for n in run.listdir("select_repeats", unit)
+             if n.endswith(".arrow")]  # fmt: skip
+    return pa.concat_tables(parts) if parts else REPEAT_SCHEMA.empty_table()
+
+
+def write_plan(run: Folder, plan: dict) -> None:
+    run.write_json(plan, "select_plan", "plan.json")
+
+
+def read_plan(run: Folder) -> dict:
+    return run.read_json("select_plan", "plan.json")
 
 
 # select
@@ -299,12 +425,24 @@ def read_counts(run: Folder, unit: str) -> dict:
     return run.read_json("select", "counts", f"{unit}.json")
 
 
-def write_selection_record(run: Folder, record: dict) -> None:
-    run.write_json(record, "select", "selection.json")
+def write_tallies(run: Folder, unit: str, tallies: dict[str, np.ndarray]) -> None:
+    """A shard's kept per cluster (`kept_by_cluster`) and kept and pruned per label
+    (`labels`, `kept`, `pruned`; -1: no label)."""
+    run.write_buffer(lambda buf: np.savez(buf, **tallies), "select", "tallies", f"{unit}.npz")
 
 
-def read_selection_record(run: Folder) -> dict:
-    return run.read_json("select", "selection.json")
+def read_tallies(run: Folder, unit: str) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(run.read_bytes("select", "tallies", f"{unit}.npz"))) as tallies:
+        return dict(tallies)
+
+
+def read_selection_record(run: Folder, units: list[str]) -> dict:
+    """The per-cluster table (its kept column summed over the shards' counts) and the notes of
+    the selection."""
+    plan = read_plan(run)
+    kept = sum(read_tallies(run, u)["kept_by_cluster"] for u in units)
+    clusters = [{**row, "kept": int(kept[row["cluster"]])} for row in plan["clusters"]]
+    return {"clusters": clusters, "notes": plan["notes"]}
 
 
 STATUSES = (KEPT, PRUNED, FAILED, HELDOUT)
@@ -312,13 +450,18 @@ STATUSES = (KEPT, PRUNED, FAILED, HELDOUT)
 
 def count_decisions(decisions: pa.Table) -> dict:
     """input = kept + pruned + failed + heldout, and the count of each reason."""
-    status = decisions["status"].to_pylist()
-    reasons = decisions["reason"].to_pylist()
+    status = _value_counts(decisions["status"])
     return {
-        "input": len(status),
-        **{name: status.count(name) for name in STATUSES},
-        "reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
+        "input": len(decisions),
+        **{name: status.get(name, 0) for name in STATUSES},
+        "reasons": dict(sorted(_value_counts(decisions["reason"]).items())),
     }
+
+
+def _value_counts(column: pa.ChunkedArray) -> dict[str, int]:
+    counts = pc.value_counts(column)
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
+                    strict=True))  # fmt: skip
 
 
 def sum_counts(counts: list[dict]) -> dict:

@@ -1,4 +1,5 @@
-"""summary: `decisions.parquet` (one row per input sample) and `summary.json` in the output."""
+"""summary: `decisions.parquet` (one row per input sample) and `summary.json` in the output,
+with kept and pruned per class and what the EL2N probes measured."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from curation import rundir
 from curation.stage import Context
 from curation.storage import Folder
 from pipelines.data_pruning import audit, schema
-from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.classes import class_names, class_table, class_warnings
+from pipelines.data_pruning.criteria import CRITERIA, loaders
 from pipelines.data_pruning.keeplist import uid_array, write_keep_list
 from pipelines.data_pruning.reshard import output_folder
 
@@ -36,7 +38,11 @@ def write_summary(ctx: Context, unit: str) -> dict:
             empty_shards.append(shard)
     valid = totals["kept"] + totals["pruned"]
     rate_achieved = round(totals["pruned"] / valid, 6) if valid else 0.0
-    selection = schema.read_selection_record(ctx.run)
+    selection = schema.read_selection_record(ctx.run, units)
+    if "el2n" in loaders(cfg):
+        _probe_notes(selection["notes"], schema.read_el2n_record(ctx.run))
+    classes = class_table([schema.read_tallies(ctx.run, u) for u in units], class_names(cfg.shards))
+    by_class = class_warnings(classes)
     summary = {
         "input_samples": totals["input"],
         "kept_samples": totals["kept"],
@@ -47,7 +53,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "rate_requested": cfg.rate,
         "rate_achieved": rate_achieved,
         "explanation": audit.explanation(cfg, selection["notes"]),
-        "warnings": audit.warnings(cfg, selection["notes"], rate_achieved),
+        "warnings": audit.warnings(cfg, selection["notes"], rate_achieved) + by_class,
         "reasons": totals["reasons"],
         "metric": cfg.metric,
         "model": None if cfg.embeddings else cfg.model,
@@ -64,6 +70,8 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "empty_shards": empty_shards,
         "duplicate_keys": sum(c.get("duplicate_keys", 0) for c in counts),
         "kept_uids": kept_uids,
+        "classes": classes,
+        "class_warnings": by_class,
     }
     out.write_json(summary, schema.SUMMARY)
     return {"samples": totals["input"]}
@@ -97,6 +105,22 @@ def _write_kept_uids(ctx: Context, out, units: list[str]) -> int | None:
     if not any(len(p) for p in parts):
         return None
     return write_keep_list(out, parts, schema.KEPT_UIDS)
+
+
+def _probe_notes(notes: dict, record: dict) -> None:
+    """The probes' accuracy and score spread under the el2n notes, and a warning when they
+    are near chance (the scores then say little about difficulty)."""
+    probes = {name: value for name, value in record.items() if name != "classes"}
+    el2n = notes.setdefault("el2n", {})
+    el2n["probes"] = probes
+    if probes["near_chance"]:
+        measured = "held_back" if probes["held_back_samples"] else "train"
+        el2n["warning"] = (
+            f"the EL2N probes are near chance: {measured.replace('_', '-')} accuracy "
+            f"{probes[f'{measured}_accuracy']:.3f} with {len(record['classes'])} classes "
+            f"(chance {probes['chance']:.3f}): the scores say little about difficulty; train "
+            "longer (--el2n-steps, --el2n-lr) or check the labels"
+        )
 
 
 def clean_summary(ctx: Context) -> None:

@@ -49,9 +49,22 @@ def _summary(content: ReportContent) -> str:
             ("empty clusters in training", content.clustering["empty_clusters_in_training"]),
         ]
     as_text = [(name, str(value)) for name, value in rows]  # no float column for the counts
-    return table(pd.DataFrame(as_text, columns=["count", "value"]), html_id="counts") + table(
-        pd.DataFrame(settings, columns=["setting", "value"])
+    return (
+        table(pd.DataFrame(as_text, columns=["count", "value"]), html_id="counts")
+        + table(pd.DataFrame(settings, columns=["setting", "value"]))
+        + _classes(content.summary or {})
     )
+
+
+def _classes(summary: dict) -> str:
+    """Kept and pruned per class, with the warnings of the classes left below their share."""
+    rows = summary.get("classes") or []
+    if not rows:
+        return ""
+    columns = ["name", "candidates", "kept", "pruned", "share", "kept_of_share"]
+    frame = pd.DataFrame(rows)[columns].rename(columns={"name": "class"})
+    warnings = "".join(f"<p>warning: {escape(w)}</p>" for w in summary.get("class_warnings", []))
+    return table(frame, sortable=True, html_id="class-table") + warnings
 
 
 def _validation(results: dict) -> str:

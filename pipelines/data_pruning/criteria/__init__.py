@@ -18,8 +18,9 @@ from pipelines.data_pruning.criteria import (
     random,
     semdedup,
 )
-from pipelines.data_pruning.criteria.base import Criterion, Filter, Loader
+from pipelines.data_pruning.criteria.base import Criterion, Filter
 from pipelines.data_pruning.decision import FAILED, HELDOUT
+from pipelines.data_pruning.samples import Loader
 
 CRITERIA: dict[str, Criterion] = {
     c.name: c
@@ -59,7 +60,7 @@ def active_filter(config) -> Filter | None:
 
 
 def loaders(config) -> dict[str, Loader]:
-    """The sample columns the config's criterion and filter read."""
+    """The per-shard columns the config's criterion and filter read."""
     found = dict(CRITERIA[config.metric].columns(config))
     if (f := active_filter(config)) is not None:
         found.update(f.columns(config))

@@ -10,19 +10,13 @@ from pydantic import Field
 from curation.errors import CurateError
 from curation.fields import Fraction, Positive
 from curation.stage import Lazy, Stage
-from metrics.complexity import (
-    cluster_complexity,
-    complexity_weights,
-    inter_cluster_distance,
-    intra_cluster_distance,
-)
+from metrics.complexity import complexity_weights
 from metrics.quotas import QuotaError, balance_lower_bounds, quotas
+from metrics.topk import Cutoff, order_key
 from pipelines.data_pruning import schema
-from pipelines.data_pruning.cluster_table import cluster_table
+from pipelines.data_pruning.cluster_table import ClusterSums, cluster_table, complexity
 from pipelines.data_pruning.criteria import semdedup
 from pipelines.data_pruning.criteria.base import Criterion
-from pipelines.data_pruning.decision import Detail
-from pipelines.data_pruning.samples import Clustering, load_clustering
 from pipelines.data_pruning.workers import THREADS
 
 DEFAULT_EPS = 0.07  # about 63% kept on LAION (Abbas et al.)
@@ -57,65 +51,84 @@ def scoring(config) -> list[Stage]:
     ]  # fmt: skip
 
 
-def load_dbp_clusters(run, units, rows) -> Clustering:
-    return load_clustering(run, units, rows, "dbp_cluster", "dbp_assign")
+def load_dbp_clusters(run, unit) -> dict:
+    assigned = schema.read_assignment(run, "dbp_assign", unit)
+    return {"dbp_cluster": assigned["cluster"].to_numpy(),
+            "dbp_distance": assigned["distance"].to_numpy().astype(np.float64)}  # fmt: skip
 
 
 def columns(config) -> dict:
     return {**semdedup.columns(config), "dbp_clusters": load_dbp_clusters}
 
 
-def _quotas(clusters: Clustering, rows: np.ndarray, total: int,
-            cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Complexity weights, sizes and kept quotas of the clusters, over `rows`."""
-    k = len(clusters.centroids)
-    d_intra, sizes = intra_cluster_distance(clusters.cluster[rows], clusters.distance[rows], k)
-    d_inter = inter_cluster_distance(clusters.centroids, cfg.neighbors)
-    weights = complexity_weights(cluster_complexity(d_intra, d_inter, sizes), cfg.tau)
+def dbp_clusters(samples) -> np.ndarray:
+    return samples["dbp_cluster"]
+
+
+def _split(view, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The view's SemDeDup duplicates at eps, and the rest."""
+    similarity = view.samples["similarity"][view.rows]
+    return view.rows[similarity > 1.0 - eps], view.rows[similarity <= 1.0 - eps]
+
+
+def _hardest_in_cluster(eps: float):
+    """The rest, grouped by DBP cluster, the farthest from the centroid first."""
+
+    def ranking(view):
+        rest = _split(view, eps)[1]
+        cluster = view.samples["dbp_cluster"][rest].astype(np.int64)
+        return rest, cluster, order_key(view.samples["dbp_distance"][rest], descending=True)
+
+    return ranking
+
+
+def _quotas(sums: ClusterSums, centroids: np.ndarray, total: int,
+            cfg) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Complexity weights and kept quotas of the clusters."""
+    _, _, complexities = complexity(sums, centroids, cfg.neighbors)
+    weights = complexity_weights(complexities, cfg.tau)
+    lower = balance_lower_bounds(sums.sizes, total, cfg.balance)
     try:
-        quota = quotas(weights, sizes, total, balance_lower_bounds(sizes, total, cfg.balance))
+        return weights, quotas(weights, sums.sizes, total, lower)
     except QuotaError as exc:
         raise CurateError(f"--metric dbp: {exc}") from None
-    return weights, sizes, quota
 
 
-def _hardest_in_clusters(clusters: Clustering, rows: np.ndarray,
-                         quota: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Mask over `rows` (ascending) of the `quota[j]` members of each cluster j farthest from
-    its centroid; ties go to the smaller id, since ids ascend with rows and the sort is stable
-    (no id key to sort by)."""
-    cluster = clusters.cluster[rows]
-    order = np.lexsort((-clusters.distance[rows], cluster))
-    sizes = np.bincount(cluster, minlength=len(quota))
-    keep = np.zeros(len(rows), dtype=bool)
-    for start, count in zip(np.cumsum(sizes) - sizes, quota, strict=True):
-        keep[order[start : start + count]] = True  # the first of the cluster in `order`
-    return keep
-
-
-def keep_by_quota(samples, cfg, d, rows, target) -> None:
+def plan(selection, cfg, targets: np.ndarray, notes: dict) -> dict:
     eps = dedup_eps(cfg)
-    similarity = samples["dedup"][0][rows]
-    duplicate, rest = rows[similarity > 1.0 - eps], rows[similarity <= 1.0 - eps]
-    d.mark(duplicate, "duplicate")
-    semdedup.explain_duplicates(samples, d, duplicate)
-    clusters = samples["dbp_clusters"]
-    d.score = clusters.distance
-    total = min(target, len(rest))
+    centroids = selection.centroids("dbp_cluster")
+    sums, duplicates = ClusterSums(len(centroids)), 0
+    for view in selection.views():  # in input order: the sums are those of one bincount
+        duplicate, rest = _split(view, eps)
+        sums.add(view.samples["dbp_cluster"][rest], view.samples["dbp_distance"][rest])
+        duplicates += len(duplicate)
+    target, left = int(targets[0]), int(sums.sizes.sum())
+    total = min(target, left)
     if total < target:
-        d.notes["short"] = (f"SemDeDup at eps {eps} left {len(rest)} samples; "
-                            f"{target} were asked")  # fmt: skip
-    weights, sizes, quota = _quotas(clusters, rest, total, cfg)
-    keep = _hardest_in_clusters(clusters, rest, quota)
+        notes["short"] = f"SemDeDup at eps {eps} left {left} samples; {target} were asked"
+    weights, quota = _quotas(sums, centroids, total, cfg)
+    cutoff = selection.top_k(_hardest_in_cluster(eps), quota)
+    table = cluster_table(sums, centroids, cfg.neighbors)
+    for row, w, q in zip(table, weights, quota, strict=True):
+        row.update(weight=float(w), quota=int(q))
+    notes["dbp"] = {"eps": eps, "duplicates": duplicates, "tau": cfg.tau,
+                    "neighbors": cfg.neighbors, "balance": cfg.balance}  # fmt: skip
+    return {"cutoff": cutoff.to_json(), "quota": quota.tolist(),
+            "sizes": sums.sizes.tolist(), "clusters": table}  # fmt: skip
+
+
+def apply(record: dict, view, cfg, d) -> None:
+    eps = dedup_eps(cfg)
+    duplicate = _split(view, eps)[0]
+    d.mark(duplicate, "duplicate")
+    d.explain(duplicate, semdedup.duplicate_texts(view.samples, duplicate))
+    d.score = view.samples["dbp_distance"]
+    rest, keep = view.cut(Cutoff.from_json(record["cutoff"]), _hardest_in_cluster(eps))
     d.settle(rest, keep, "hardest_in_cluster", "over_cluster_quota")
     pruned = rest[~keep]
-    texts = [f"cluster {j}: quota {quota[j]} of {sizes[j]}" for j in range(len(quota))]
-    d.details.append(Detail(pruned, np.array(texts, dtype=object)[clusters.cluster[pruned]]))
-    d.clusters = cluster_table(clusters, rest, d.keep, cfg.neighbors)
-    for row, w, q in zip(d.clusters, weights, quota, strict=True):
-        row.update(weight=float(w), quota=int(q))
-    d.notes["dbp"] = {"eps": eps, "duplicates": len(duplicate), "tau": cfg.tau,
-                      "neighbors": cfg.neighbors, "balance": cfg.balance}  # fmt: skip
+    quota, sizes = record["quota"], record["sizes"]
+    d.explain(pruned, [f"cluster {j}: quota {quota[j]} of {sizes[j]}"
+                       for j in view.samples["dbp_cluster"][pruned].tolist()])  # fmt: skip
 
 
 def summarise(config) -> dict:
@@ -128,7 +141,8 @@ CRITERION = Criterion(
     meaning="SemDeDup at eps (0.07 by default), then per-cluster kept quotas weighted by "
     "softmax(complexity / tau) with complexity = d_inter * d_intra, the hardest (farthest "
     "from the centroid) kept within each cluster",
-    rule=keep_by_quota,
+    plan=plan,
+    apply=apply,
     reasons=("duplicate", "hardest_in_cluster", "over_cluster_quota"),
     options={
         "tau": (Positive, Field(0.5, description="dbp: softmax temperature.")),
@@ -142,4 +156,6 @@ CRITERION = Criterion(
     parameters=("eps", "tau", "neighbors", "balance"),
     summarise=summarise,
     cluster_columns=("quota",),
+    table_clusters=dbp_clusters,
+    per_class=False,
 )

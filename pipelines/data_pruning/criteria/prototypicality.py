@@ -6,25 +6,41 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
-from metrics.selection import rank_keep
+from metrics.topk import Cutoff, order_key
 from pipelines.data_pruning.criteria.base import Criterion
 
 
-def keep_by_distance(samples, cfg, d, rows, target) -> None:
+def _by_distance(cfg):
+    def ranking(view):
+        rows = view.rows
+        key = order_key(view.samples.distance[rows], descending=cfg.keep == "hard")
+        return rows, view.groups(rows), key
+
+    return ranking
+
+
+def plan(selection, cfg, targets: np.ndarray, notes: dict) -> dict:
     hard = cfg.keep == "hard"
-    d.score = samples.clusters.distance
-    chosen = rank_keep(d.score[rows], samples.ids[rows], target, highest=hard)
-    d.settle(rows, chosen, *(("hardest", "too_easy") if hard else ("easiest", "too_hard")))
-    d.notes["direction"] = f"kept the {'hardest' if hard else 'easiest'} (--keep {cfg.keep})"
+    notes["direction"] = f"kept the {'hardest' if hard else 'easiest'} (--keep {cfg.keep})"
+    return {"cutoff": selection.top_k(_by_distance(cfg), targets).to_json()}
+
+
+def apply(record: dict, view, cfg, d) -> None:
+    d.score = view.samples.distance
+    rows, keep = view.cut(Cutoff.from_json(record["cutoff"]), _by_distance(cfg))
+    hard = cfg.keep == "hard"
+    d.settle(rows, keep, *(("hardest", "too_easy") if hard else ("easiest", "too_hard")))
 
 
 CRITERION = Criterion(
     name="prototypicality",
     meaning="cosine distance to the nearest k-means centroid: large is hard (atypical), small "
     "is easy (prototypical); --keep hard keeps the largest, --keep easy the smallest",
-    rule=keep_by_distance,
+    plan=plan,
+    apply=apply,
     reasons=("hardest", "too_easy", "easiest", "too_hard"),
     options={
         "keep": (

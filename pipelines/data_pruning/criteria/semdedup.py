@@ -2,8 +2,10 @@
 to an earlier member (farthest from the centroid first) exceeds 1 - eps is a duplicate.
 
 The `dedup` stage stores each member's highest similarity to an earlier member, so the rule
-is a threshold on it: the rate prunes the most similar first, as many as it asks, which is
-SemDeDup at the eps that flags exactly those; `--eps` caps how far it goes."""
+is a threshold on it: the rate prunes the most similar first (ties: the larger id first), as
+many as it asks, which is SemDeDup at the eps that flags exactly those; `--eps` caps how far it
+goes. Streamed, that is keeping the least similar of the eligible members (ties: the smaller id
+first): the exact top-k of `metrics.topk`."""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from pydantic import Field
 
 from curation.fields import Fraction
 from curation.stage import Lazy, Stage
+from metrics.topk import Cutoff, order_key
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.criteria.base import Criterion
-from pipelines.data_pruning.decision import Detail
 
 
 def _no_params(config) -> dict:
@@ -30,54 +32,92 @@ def scoring(config) -> list[Stage]:
     ]  # fmt: skip
 
 
-def load_dedup(run, units, rows) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's highest similarity to an earlier member (-inf: none) and that member's id
-    (-1), scattered into place one bucket at a time."""
-    n = rows[-1].stop if rows else 0
+def load_dedup(run, unit) -> dict:
+    """Each row's highest similarity to an earlier member of its cluster (-inf: none), that
+    member's id (-1) and key (None)."""
+    n = schema.row_count(run, unit)
     similarity, nearest = np.full(n, -np.inf), np.full(n, -1, dtype=np.int64)
-    offsets = np.array([r.start for r in rows], dtype=np.int64)
-    for table in schema.read_dedup(run):
-        ids = table["id"].to_numpy()
-        at = offsets[schema.id_shard(ids)] + schema.id_position(ids)
-        similarity[at] = table["max_similarity"].to_numpy()
-        nearest[at] = table["nearest"].to_numpy()
-    return similarity, nearest
+    nearest_key = np.full(n, None, dtype=object)
+    table = schema.read_shard_dedup(run, unit)
+    at = schema.id_position(table["id"].to_numpy())
+    similarity[at] = table["max_similarity"].to_numpy()
+    nearest[at] = table["nearest"].to_numpy()
+    nearest_key[at] = table["nearest_key"].to_numpy(zero_copy_only=False)
+    return {"similarity": similarity, "nearest": nearest, "nearest_key": nearest_key}
 
 
 def columns(config) -> dict:
     return {"dedup": load_dedup}
 
 
-def explain_duplicates(samples, d, rows: np.ndarray) -> None:
-    similarity, nearest = samples["dedup"]
-    d.details.append(Detail(rows, "similarity {:.4f}", similarity[rows], related=nearest[rows]))
+def duplicate_texts(samples, rows: np.ndarray) -> list[str]:
+    """A duplicate's detail: "duplicate of KEY (similarity s)" ("similarity s" alone when no
+    earlier member is named)."""
+    words = [f"similarity {s:.4f}" for s in samples["similarity"][rows]]
+    return [word if key is None else f"duplicate of {key} ({word})"
+            for key, word in zip(samples["nearest_key"][rows], words, strict=True)]  # fmt: skip
 
 
-def prune_duplicates(samples, cfg, d, rows, target) -> None:
-    d.score = samples["dedup"][0]
-    order = rows[np.lexsort((-samples.ids[rows], -d.score[rows]))]  # most similar first
-    order = order[np.isfinite(d.score[order])]  # a cluster's first member repeats nothing
-    if cfg.eps is not None:
-        order = order[d.score[order].astype(np.float64) > 1.0 - cfg.eps]
-    pruned = order[: len(rows) - target]
-    keep = ~np.isin(rows, pruned)
-    d.settle(rows, keep, "distinct", "duplicate")
-    explain_duplicates(samples, d, np.sort(pruned))
-    kept_scores = d.score[rows[keep]]
-    threshold = float(kept_scores.max()) if len(kept_scores) else None
-    d.notes["semdedup"] = {
+def _eligible(view, eps) -> np.ndarray:
+    """Rows of the view SemDeDup may prune: similar to an earlier member (beyond 1 - eps)."""
+    score = view.samples["similarity"][view.rows]
+    eligible = np.isfinite(score)
+    if eps is not None:
+        eligible &= score > 1.0 - eps
+    return view.rows[eligible]
+
+
+def _least_similar(cfg):
+    def ranking(view):
+        rows = _eligible(view, cfg.eps)
+        return rows, view.groups(rows), order_key(view.samples["similarity"][rows])
+
+    return ranking
+
+
+def plan(selection, cfg, targets: np.ndarray, notes: dict) -> dict:
+    def counts(view):
+        groups = view.groups(_eligible(view, cfg.eps))
+        return np.stack([np.bincount(view.groups(view.rows), minlength=selection.groups),
+                         np.bincount(groups, minlength=selection.groups)])  # fmt: skip
+
+    rows, eligible = selection.total(counts).reshape(2, selection.groups)
+    pruned = np.minimum(eligible, rows - targets)
+    cutoff = selection.top_k(_least_similar(cfg), eligible - pruned)
+    others = selection.extreme(lambda view: _kept_anyway(view, cfg.eps), largest=True)
+    lasts = [cutoff.last(g) for g in range(selection.groups) if cutoff.kept[g]]
+    kept = [v for v in (others, *lasts) if v is not None]
+    threshold = max(kept) if kept else None
+    notes["semdedup"] = {
         "eps": cfg.eps,
         "similarity_threshold": threshold,  # pruned: similarity to an earlier member above it
         "effective_eps": None if threshold is None else 1.0 - threshold,
-        "duplicates_pruned": len(pruned),
+        "duplicates_pruned": int(pruned.sum()),
     }
+    return {"cutoff": cutoff.to_json()}
+
+
+def _kept_anyway(view, eps) -> np.ndarray:
+    """The similarities of the rows no rate prunes (not eligible)."""
+    eligible = np.isin(view.rows, _eligible(view, eps), assume_unique=True)
+    return view.samples["similarity"][view.rows[~eligible]]
+
+
+def apply(record: dict, view, cfg, d) -> None:
+    d.score = view.samples["similarity"]
+    eligible, kept = view.cut(Cutoff.from_json(record["cutoff"]), _least_similar(cfg))
+    keep = ~np.isin(view.rows, eligible[~kept], assume_unique=True)
+    d.settle(view.rows, keep, "distinct", "duplicate")
+    pruned = view.rows[~keep]
+    d.explain(pruned, duplicate_texts(view.samples, pruned))
 
 
 CRITERION = Criterion(
     name="semdedup",
     meaning="highest cosine similarity to an earlier member of the same cluster: the most "
     "similar are pruned first, as many as the rate asks (never below 1 - eps with --eps)",
-    rule=prune_duplicates,
+    plan=plan,
+    apply=apply,
     reasons=("distinct", "duplicate"),
     options={
         "eps": (

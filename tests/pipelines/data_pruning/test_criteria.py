@@ -114,16 +114,30 @@ def test_dbp_quotas_match_an_independent_computation(captioned, tmp_path, tiny_c
 
 def test_el2n_and_ccs_keep_the_requested_count(captioned, tmp_path, tiny_clip):
     el2n = run_prune(captioned, tmp_path / "el2n", tiny_clip, metric="el2n", rate=0.5,
-                     el2n_models=2, el2n_epochs=2, el2n_offset=0.1)  # fmt: skip
+                     el2n_models=2, el2n_steps=2, el2n_offset=0.1)  # fmt: skip
     assert el2n["kept_samples"] == 60
     assert el2n["reasons"]["hardest_offset"] == 12
+    probes = el2n["notes"]["el2n"]["probes"]
+    assert (probes["train_samples"], probes["held_back_samples"]) == (108, 12)  # all 120 labelled
+    assert 0 <= probes["train_accuracy"] <= 1 and probes["chance"] == 0.2
+    assert list(probes["score_quantiles"]) == ["0.0", "0.05", "0.25", "0.5", "0.75", "0.95", "1.0"]
     ccs = run_prune(captioned, tmp_path / "ccs", tiny_clip, metric="ccs", rate=0.5,
-                    ccs_score="el2n", ccs_cutoff=0.1, el2n_models=2, el2n_epochs=2)  # fmt: skip
+                    ccs_score="el2n", ccs_cutoff=0.1, el2n_models=2, el2n_steps=2)  # fmt: skip
     assert ccs["kept_samples"] == 60 and ccs["reasons"]["hardest_cutoff"] == 12
     notes = ccs["notes"]["ccs"]
     assert sum(notes["budgets"]) == 60 and len(notes["budgets"]) == 50
     table = decisions(tmp_path / "ccs")
     assert table[table["reason"] == "stratum_budget"]["detail"].str.startswith("stratum").all()
+
+
+def test_el2n_trains_on_a_seeded_sample_of_the_stated_size(captioned, tmp_path, tiny_clip):
+    options = dict(metric="el2n", rate=0.5, el2n_models=1, el2n_steps=3, el2n_samples=50)
+    first = run_prune(captioned, tmp_path / "a", tiny_clip, **options)["notes"]["el2n"]["probes"]
+    assert (first["train_samples"], first["held_back_samples"]) == (45, 5)
+    again = run_prune(captioned, tmp_path / "b", tiny_clip, **options)["notes"]["el2n"]["probes"]
+    assert again == first
+    scores = np.concatenate([np.load(p) for p in sorted((tmp_path / "a/_run/el2n").glob("*.npy"))])
+    assert np.isfinite(scores).sum() == 120  # every labelled candidate scored, trained on or not
 
 
 def test_el2n_with_a_shard_of_failed_samples_only(captioned, tmp_path, tiny_clip):
@@ -137,7 +151,7 @@ def test_el2n_with_a_shard_of_failed_samples_only(captioned, tmp_path, tiny_clip
         add_member(tar, "bad.jpg", b"not an image")
         add_member(tar, "bad.cls", b"1")
     result = run_prune([*captioned, broken], tmp_path / "out", tiny_clip, metric="el2n",
-                       el2n_models=1, el2n_epochs=1)  # fmt: skip
+                       el2n_models=1, el2n_steps=1)  # fmt: skip
     assert (result["failed_samples"], result["kept_samples"]) == (1, 60)
 
 

@@ -30,8 +30,9 @@ def test_a_shard_replaced_at_its_path_is_embedded_again(tmp_path, tiny_clip):
     run_prune(shards, out, tiny_clip)
     shutil.copy(other[1], shards[1])  # the same path, other images
     run_prune(shards, out, tiny_clip)
-    fresh = tmp_path / "fresh"
-    run_prune([shards[0], tmp_path / "other" / "00001.tar"], fresh, tiny_clip)
+    fresh, mixed = tmp_path / "fresh", tmp_path / "mixed"  # the same names, embedded anew
+    mixed.mkdir()
+    run_prune([shutil.copy(shards[0], mixed), shutil.copy(other[1], mixed)], fresh, tiny_clip)
     assert output_files(out)["00001.tar"] == output_files(fresh)["00001.tar"]
     assert output_files(out)["decisions.parquet"] != b""
     assert len(_contents(out)) == 3  # the replaced shard has content of its own

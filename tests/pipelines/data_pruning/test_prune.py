@@ -83,7 +83,7 @@ def test_rerun_resumes_and_changed_rate_redoes_only_selection(shards, tmp_path, 
     for stage in ("embed", "cluster", "assign"):
         for path in (out / "_run" / stage / "done").iterdir():
             assert path.stat().st_mtime_ns == markers[path], path
-    select_done = out / "_run/select/done/all"
+    select_done = out / "_run/select_plan/done/all"
     assert select_done.stat().st_mtime_ns != markers[select_done]
     run_prune(shards, tmp_path / "fresh", tiny_clip, rate=0.25)
     assert output_files(out) == output_files(tmp_path / "fresh")

@@ -55,6 +55,13 @@ def test_counts_are_those_of_the_decisions(report, pruned_run):
     assert int(values["kept"]) > 0 and int(values["pruned"]) > 0
 
 
+def test_summary_shows_kept_and_pruned_per_class(report):
+    classes = re.search(r'<table class="sortable" id="class-table">.*?</table>',
+                        report.read_text()).group(0)  # fmt: skip
+    kept = re.findall(r"<tr><td[^>]*>\d</td><td[^>]*>\d+</td><td data-value=\"(\d+)\"", classes)
+    assert len(kept) == 5 and sum(map(int, kept)) == 60
+
+
 def test_cluster_table_without_and_with_dbp_columns():
     decisions = pd.DataFrame(
         {
