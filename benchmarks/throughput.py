@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from curation.executors import local_threads
@@ -82,7 +81,7 @@ def time_model_only(ctx: Context, shards: list[str]) -> float:
         with open(shard, "rb") as f:
             tensors += [embedder.decode(s.get("jpg").data) for s in iter_samples(f)]
     size = ctx.config.batch_size
-    batches = [torch.stack(tensors[i : i + size]) for i in range(0, len(tensors), size)]
+    batches = [embedder.batch(tensors[i : i + size]) for i in range(0, len(tensors), size)]
     start = time.perf_counter()
     for batch in batches:
         embedder.encode_images(batch)

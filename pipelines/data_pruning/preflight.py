@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 
 from curation.errors import CurateError
 from pipelines.data_pruning.criteria import CRITERIA
@@ -54,10 +55,22 @@ def check_inputs(config) -> None:
         )
 
 
+def note_kmeans_device(config) -> None:
+    """On a GPU without faiss-gpu, say once that k-means runs on the CPU."""
+    if config.device == "cpu":
+        return
+    from pipelines.data_pruning.cluster import gpu_fallback_note  # imports FAISS: only here
+
+    note = gpu_fallback_note(config.device)
+    if note is not None:
+        print(note, file=sys.stderr)
+
+
 def preflight(config) -> None:
     """Fail now, with one line, rather than after writing anything."""
     if config.needs_captions and config.model.startswith(TIMM_PREFIX):
         raise CurateError(f"--filter {config.filter} needs an open_clip model (a text tower); "
                           f"{config.model} has none")  # fmt: skip
     embedder_of(config)
+    note_kmeans_device(config)
     check_inputs(config)
