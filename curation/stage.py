@@ -8,8 +8,8 @@ Stage functions are named by import path (`Lazy`), so declaring a pipeline impor
 heavy: a worker imports the module of a stage only when it runs one of its units.
 
 Every unit's stats hold its seconds and its process's peak resident memory while it ran
-(`peak_rss_mib`); a stage function adds the seconds of its phases (read, decode, model,
-write) with `Phases`.
+(`peak_rss_mib`, and `start_rss_mib`, what it started from); a stage function adds the
+seconds of its phases (read, decode, model, write) with `Phases`.
 """
 
 from __future__ import annotations
@@ -128,29 +128,45 @@ def _reset_peak_rss() -> bool:
     return True
 
 
+def _status_mib(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmHWM, VmRSS) in MiB; None without /proc."""
+    try:
+        with open(_STATUS) as status:
+            line = next((line for line in status if line.startswith(f"{field}:")), None)
+    except OSError:
+        return None
+    return None if line is None else int(line.split()[1]) / 1024  # kB
+
+
 def peak_rss_mib() -> float:
     """The process's resident high-water mark: VmHWM on Linux (resettable, and a spawned
     process's own: `ru_maxrss` carries the parent's peak over fork and exec), elsewhere
     `ru_maxrss` (the whole process's life)."""
-    try:
-        with open(_STATUS) as status:
-            line = next(line for line in status if line.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
-    except (OSError, StopIteration):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
+    found = _status_mib("VmHWM")
+    if found is not None:
+        return found
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
+
+
+def _memory_stats(scope: str, start_rss: float | None) -> dict:
+    stats = {"peak_rss_mib": round(peak_rss_mib(), 1), "peak_rss_scope": scope}
+    if start_rss is not None:
+        stats["start_rss_mib"] = round(start_rss, 1)
+    return stats
 
 
 def run_unit(stage: Stage, unit: str, ctx: Context) -> dict:
-    """Run one unit unless its done marker exists; return its stats, with its seconds and
+    """Run one unit unless its done marker exists; return its stats, with its seconds, its
     peak RSS (`peak_rss_scope`: `unit` where the peak could be reset before it, else
-    `process`, the process's whole life)."""
+    `process`, the process's whole life) and the RSS it started from (where known)."""
     run = ctx.run
     fingerprint = unit_fingerprint(stage, ctx, unit)
     if rundir.done_fingerprint(run, stage.name, unit) == fingerprint:
         return rundir.read_stats(run, stage.name, unit)
     _setup_once(stage, ctx)
     scope = "unit" if _reset_peak_rss() else "process"
+    start_rss = _status_mib("VmRSS")
     start = time.time()
     try:
         stats = stage.process(ctx, unit)
@@ -158,6 +174,6 @@ def run_unit(stage: Stage, unit: str, ctx: Context) -> dict:
         rundir.write_error(run, stage.name, unit, exc, traceback.format_exc())
         raise
     stats = {**stats, "unit": unit, "seconds": round(time.time() - start, 3),
-             "peak_rss_mib": round(peak_rss_mib(), 1), "peak_rss_scope": scope}  # fmt: skip
+             **_memory_stats(scope, start_rss)}  # fmt: skip
     rundir.finish_unit(run, stage.name, unit, stats, fingerprint)
     return stats

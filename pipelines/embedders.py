@@ -102,8 +102,8 @@ class Embedder:
         pixels = torch.from_numpy(np.stack(images))
         if torch.device(self.device).type == "cuda":
             pixels = pixels.pin_memory().to(self.device, non_blocking=True)
-        x = pixels.permute(0, 3, 1, 2).to(torch.get_default_dtype()).div(255)  # channels-last
-        return x.sub_(self.mean).div_(self.std)
+        x = pixels.permute(0, 3, 1, 2).to(torch.get_default_dtype())  # channels-last
+        return x.div_(255).sub_(self.mean).div_(self.std)
 
 
 def _normalise(features: torch.Tensor) -> np.ndarray:

@@ -26,6 +26,8 @@ def test_a_units_peak_rss_is_its_own_not_an_earlier_units(tmp_path):
         "unit" if sys.platform == "linux" else "process")  # fmt: skip
     if big["peak_rss_scope"] == "unit":
         assert big["peak_rss_mib"] - small["peak_rss_mib"] > 250
+        assert big["peak_rss_mib"] - big["start_rss_mib"] > 250
+        assert small["peak_rss_mib"] - small["start_rss_mib"] < 100
     assert small["peak_rss_mib"] > 0 and big["seconds"] >= 0
 
 
