@@ -55,16 +55,16 @@ def image(rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
-def write_shards(folder: Path, samples: int) -> list[str]:
-    """`samples` samples in shards of PER_SHARD: jpg, txt, cls; seeded."""
+def write_shards(folder: Path, samples: int, per_shard: int = PER_SHARD) -> list[str]:
+    """`samples` samples in shards of `per_shard`: jpg, txt, cls; seeded."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     paths = []
-    for s in range(samples // PER_SHARD):
+    for s in range(samples // per_shard):
         path = folder / f"{s:05d}.tar"
         with open(path, "wb") as f:
             writer = TarWriter(f)
-            for i in range(PER_SHARD):
+            for i in range(per_shard):
                 key = f"{s:05d}{i:05d}"
                 writer.add(f"{key}.jpg", image(rng))
                 writer.add(f"{key}.txt", f"a photo of thing {i % 10}".encode())

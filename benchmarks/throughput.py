@@ -24,7 +24,7 @@ from PIL import Image
 from curation.executors import local_threads
 from curation.stage import Context
 from curation.storage import Folder
-from pipelines.data_pruning.config import PruneConfig
+from pipelines.data_pruning.config import prune_config
 from pipelines.data_pruning.embed import embed_shard
 from pipelines.data_pruning.reshard import copy_kept
 from pipelines.data_pruning.workers import embedder_of, setup_threads
@@ -68,6 +68,8 @@ def write_shards(folder: Path, images: int, shards: int) -> list[str]:
 
 
 def time_embed(ctx: Context, units: list[str]) -> float:
+    """The embed units, into an emptied run directory: a run keeps what it embedded."""
+    ctx.run.remove()
     start = time.perf_counter()
     for unit in units:
         embed_shard(ctx, unit)
@@ -127,15 +129,9 @@ def main() -> None:
     try:
         shards = write_shards(work, args.images, args.shards)
         megabytes = sum(Path(s).stat().st_size for s in shards) / 1e6
-        config = PruneConfig(
-            shards=shards,
-            output=str(work / "out"),
-            run_dir=str(work / "run"),
-            rate=0.5,
-            model=args.model,
-            pretrained="random",
-            batch_size=args.batch_size,
-        )
+        config = prune_config(shards, str(work / "out"), str(work / "run"), rate=0.5,
+                              model=args.model, pretrained="random",
+                              batch_size=args.batch_size)  # fmt: skip
         ctx = Context(Folder(config.run_dir), config, local_threads(1))
         setup_threads(ctx)
         units = [f"{i:05d}" for i in range(len(shards))]

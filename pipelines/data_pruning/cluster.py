@@ -78,10 +78,13 @@ def gpu_fallback_note(device: str) -> str | None:
 
 
 def _gpu_index(dim: int, device: str) -> faiss.Index:
-    """An inner-product index on the GPU `device` names (cuda or cuda:N)."""
+    """An inner-product index on the GPU `device` names (cuda or cuda:N), holding its GPU
+    resources (FAISS's way: freed with the index, not before)."""
     _, _, number = device.partition(":")
-    return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), int(number or 0),
-                                  faiss.IndexFlatIP(dim))  # fmt: skip
+    resources = faiss.StandardGpuResources()
+    index = faiss.index_cpu_to_gpu(resources, int(number or 0), faiss.IndexFlatIP(dim))
+    index.referenced_objects = [resources]
+    return index
 
 
 def spherical_kmeans(
