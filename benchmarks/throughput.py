@@ -2,6 +2,9 @@
 
 - embed: images/s of the whole `embed` unit (read tar, decode, preprocess, encode, write)
   against the model-only forward on pre-decoded tensors of the same images and batch size.
+- decode: CPU milliseconds per image, on one thread, of what the decoding threads did before
+  (decode, resize, ToTensor and Normalize per image), of what they do now (decode and resize
+  to uint8) and of the batch conversion that replaced the rest.
 - reshard: input MB/s of the `reshard` copy against a plain byte copy of the same tars.
 
 Usage: python benchmarks/throughput.py [--images 512] [--model ViT-B-32] [--repeats 3]
@@ -19,7 +22,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from torchvision.transforms import Compose, Normalize, ToTensor
 
 from curation.executors import local_threads
 from curation.stage import Context
@@ -90,6 +95,47 @@ def time_model_only(ctx: Context, shards: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def _cpu_ms(call, count: int) -> float:
+    """CPU milliseconds per item of `call()`, the best of three."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        call()
+        best = min(best, time.process_time() - start)
+    return best / count * 1e3
+
+
+def decode_cpu_ms(ctx: Context, shards: list[str]) -> dict[str, float]:
+    """The decoding threads' work per image before and now, and the batch conversion, with
+    torch on one thread."""
+    embedder = embedder_of(ctx.config)
+    data = []
+    for shard in shards:
+        with open(shard, "rb") as f:
+            data += [s.get("jpg").data for s in iter_samples(f)]
+    mean, std = (v.flatten().tolist() for v in (embedder.mean, embedder.std))
+    per_image = Compose([embedder.resize, ToTensor(), Normalize(mean, std)])
+
+    def before(raw: bytes) -> torch.Tensor:
+        with Image.open(io.BytesIO(raw)) as image:
+            image.draft("RGB", (embedder.image_size, embedder.image_size))
+            return per_image(image.convert("RGB"))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pixels = [embedder.decode(raw) for raw in data]
+        size = ctx.config.batch_size
+        return {
+            "before": _cpu_ms(lambda: [before(raw) for raw in data], len(data)),
+            "now": _cpu_ms(lambda: [embedder.decode(raw) for raw in data], len(data)),
+            "batch": _cpu_ms(lambda: [embedder.batch(pixels[i : i + size])
+                                      for i in range(0, len(pixels), size)], len(data)),
+        }  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+
+
 def sample_counts(shards: list[str]) -> list[int]:
     counts = []
     for shard in shards:
@@ -140,6 +186,7 @@ def main() -> None:
         for _ in range(args.repeats):
             embed.append(time_embed(ctx, units))
             model.append(time_model_only(ctx, shards))
+        decode = decode_cpu_ms(ctx, shards)
         out = work / "copy"
         out.mkdir()
         counts = sample_counts(shards)
@@ -159,6 +206,9 @@ def main() -> None:
         print(f"embed (whole unit)     {n / e:8.1f} images/s")
         print(f"model forward only     {n / m:8.1f} images/s")
         print(f"embed / limit          {m / e:8.2f}")
+        print(f"decode thread, before  {decode['before']:8.2f} CPU ms/image (to float, per image)")
+        print(f"decode thread, now     {decode['now']:8.2f} CPU ms/image (to uint8)")
+        print(f"batch conversion       {decode['batch']:8.2f} CPU ms/image")
         print(f"plain byte copy        {megabytes / c:8.1f} MB/s")
         print(f"reshard, keep all      {megabytes / ra:8.1f} MB/s  ratio {c / ra:.2f}")
         print(f"reshard, keep half     {megabytes / rh:8.1f} MB/s  ratio {c / rh:.2f}")
