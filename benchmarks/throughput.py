@@ -2,6 +2,9 @@
 
 - embed: images/s of the whole `embed` unit (read tar, decode, preprocess, encode, write)
   against the model-only forward on pre-decoded tensors of the same images and batch size.
+- decode: CPU milliseconds per image, on one thread, of what the decoding threads did before
+  (decode, resize, ToTensor and Normalize per image), of what they do now (decode and resize
+  to uint8) and of the batch conversion that replaced the rest.
 - reshard: input MB/s of the `reshard` copy against a plain byte copy of the same tars.
 
 Usage: python benchmarks/throughput.py [--images 512] [--model ViT-B-32] [--repeats 3]
@@ -21,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms import Compose, Normalize, ToTensor
 
 from curation.executors import local_threads
 from curation.stage import Context
 from curation.storage import Folder
-from pipelines.data_pruning.config import PruneConfig
+from pipelines.data_pruning.config import prune_config
 from pipelines.data_pruning.embed import embed_shard
 from pipelines.data_pruning.workers import embedder_of, setup_threads
 from shards.copier import copy_kept
@@ -69,6 +73,8 @@ def write_shards(folder: Path, images: int, shards: int) -> list[str]:
 
 
 def time_embed(ctx: Context, units: list[str]) -> float:
+    """The embed units, into an emptied run directory: a run keeps what it embedded."""
+    ctx.run.remove()
     start = time.perf_counter()
     for unit in units:
         embed_shard(ctx, unit)
@@ -82,11 +88,52 @@ def time_model_only(ctx: Context, shards: list[str]) -> float:
         with open(shard, "rb") as f:
             tensors += [embedder.decode(s.get("jpg").data) for s in iter_samples(f)]
     size = ctx.config.batch_size
-    batches = [torch.stack(tensors[i : i + size]) for i in range(0, len(tensors), size)]
+    batches = [embedder.batch(tensors[i : i + size]) for i in range(0, len(tensors), size)]
     start = time.perf_counter()
     for batch in batches:
         embedder.encode_images(batch)
     return time.perf_counter() - start
+
+
+def _cpu_ms(call, count: int) -> float:
+    """CPU milliseconds per item of `call()`, the best of three."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        call()
+        best = min(best, time.process_time() - start)
+    return best / count * 1e3
+
+
+def decode_cpu_ms(ctx: Context, shards: list[str]) -> dict[str, float]:
+    """The decoding threads' work per image before and now, and the batch conversion, with
+    torch on one thread."""
+    embedder = embedder_of(ctx.config)
+    data = []
+    for shard in shards:
+        with open(shard, "rb") as f:
+            data += [s.get("jpg").data for s in iter_samples(f)]
+    mean, std = (v.flatten().tolist() for v in (embedder.mean, embedder.std))
+    per_image = Compose([embedder.resize, ToTensor(), Normalize(mean, std)])
+
+    def before(raw: bytes) -> torch.Tensor:
+        with Image.open(io.BytesIO(raw)) as image:
+            image.draft("RGB", (embedder.image_size, embedder.image_size))
+            return per_image(image.convert("RGB"))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pixels = [embedder.decode(raw) for raw in data]
+        size = ctx.config.batch_size
+        return {
+            "before": _cpu_ms(lambda: [before(raw) for raw in data], len(data)),
+            "now": _cpu_ms(lambda: [embedder.decode(raw) for raw in data], len(data)),
+            "batch": _cpu_ms(lambda: [embedder.batch(pixels[i : i + size])
+                                      for i in range(0, len(pixels), size)], len(data)),
+        }  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
 
 
 def sample_counts(shards: list[str]) -> list[int]:
@@ -126,15 +173,9 @@ def main() -> None:
     try:
         shards = write_shards(work, args.images, args.shards)
         megabytes = sum(Path(s).stat().st_size for s in shards) / 1e6
-        config = PruneConfig(
-            shards=shards,
-            output=str(work / "out"),
-            run_dir=str(work / "run"),
-            rate=0.5,
-            model=args.model,
-            pretrained="random",
-            batch_size=args.batch_size,
-        )
+        config = prune_config(shards, str(work / "out"), str(work / "run"), rate=0.5,
+                              model=args.model, pretrained="random",
+                              batch_size=args.batch_size)  # fmt: skip
         ctx = Context(Folder(config.run_dir), config, local_threads(1))
         setup_threads(ctx)
         units = [f"{i:05d}" for i in range(len(shards))]
@@ -143,6 +184,7 @@ def main() -> None:
         for _ in range(args.repeats):
             embed.append(time_embed(ctx, units))
             model.append(time_model_only(ctx, shards))
+        decode = decode_cpu_ms(ctx, shards)
         out = work / "copy"
         out.mkdir()
         counts = sample_counts(shards)
@@ -162,6 +204,9 @@ def main() -> None:
         print(f"embed (whole unit)     {n / e:8.1f} images/s")
         print(f"model forward only     {n / m:8.1f} images/s")
         print(f"embed / limit          {m / e:8.2f}")
+        print(f"decode thread, before  {decode['before']:8.2f} CPU ms/image (to float, per image)")
+        print(f"decode thread, now     {decode['now']:8.2f} CPU ms/image (to uint8)")
+        print(f"batch conversion       {decode['batch']:8.2f} CPU ms/image")
         print(f"plain byte copy        {megabytes / c:8.1f} MB/s")
         print(f"reshard, keep all      {megabytes / ra:8.1f} MB/s  ratio {c / ra:.2f}")
         print(f"reshard, keep half     {megabytes / rh:8.1f} MB/s  ratio {c / rh:.2f}")

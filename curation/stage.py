@@ -6,6 +6,10 @@ stats, then its done marker, last.
 
 Stage functions are named by import path (`Lazy`), so declaring a pipeline imports nothing
 heavy: a worker imports the module of a stage only when it runs one of its units.
+
+Every unit's stats hold its seconds and its process's peak resident memory while it ran
+(`peak_rss_mib`, and `start_rss_mib`, what it started from); a stage function adds the
+seconds of its phases (read, decode, model, write) with `Phases`.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import resource
+import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,13 +92,81 @@ def _setup_once(stage: Stage, ctx: Context) -> None:
         _SET_UP.add(key)
 
 
+class Phases:
+    """Seconds a unit spends in each of its phases, summed over calls: `with phases("read"):`
+    (or `add` for time measured elsewhere, a decoding thread's)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def stats(self) -> dict[str, float]:
+        return {f"{name}_seconds": round(s, 3) for name, s in self.seconds.items()}
+
+
+_STATUS = "/proc/self/status"
+
+
+def _reset_peak_rss() -> bool:
+    """Linux: writing 5 to clear_refs sets the process's high-water mark (VmHWM) to its
+    current RSS, so the next reading is this unit's peak, not an earlier unit's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _status_mib(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmHWM, VmRSS) in MiB; None without /proc."""
+    try:
+        with open(_STATUS) as status:
+            line = next((line for line in status if line.startswith(f"{field}:")), None)
+    except OSError:
+        return None
+    return None if line is None else int(line.split()[1]) / 1024  # kB
+
+
+def peak_rss_mib() -> float:
+    """The process's resident high-water mark: VmHWM on Linux (resettable, and a spawned
+    process's own: `ru_maxrss` carries the parent's peak over fork and exec), elsewhere
+    `ru_maxrss` (the whole process's life)."""
+    found = _status_mib("VmHWM")
+    if found is not None:
+        return found
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
+
+
+def _memory_stats(scope: str, start_rss: float | None) -> dict:
+    stats = {"peak_rss_mib": round(peak_rss_mib(), 1), "peak_rss_scope": scope}
+    if start_rss is not None:
+        stats["start_rss_mib"] = round(start_rss, 1)
+    return stats
+
+
 def run_unit(stage: Stage, unit: str, ctx: Context) -> dict:
-    """Run one unit unless its done marker exists; return its stats."""
+    """Run one unit unless its done marker exists; return its stats, with its seconds, its
+    peak RSS (`peak_rss_scope`: `unit` where the peak could be reset before it, else
+    `process`, the process's whole life) and the RSS it started from (where known)."""
     run = ctx.run
     fingerprint = unit_fingerprint(stage, ctx, unit)
     if rundir.done_fingerprint(run, stage.name, unit) == fingerprint:
         return rundir.read_stats(run, stage.name, unit)
     _setup_once(stage, ctx)
+    scope = "unit" if _reset_peak_rss() else "process"
+    start_rss = _status_mib("VmRSS")
     start = time.time()
     try:
         with progress.reporting(run, stage.name, unit):
@@ -99,6 +174,7 @@ def run_unit(stage: Stage, unit: str, ctx: Context) -> dict:
     except Exception as exc:
         rundir.write_error(run, stage.name, unit, exc, traceback.format_exc())
         raise
-    stats = {**stats, "unit": unit, "seconds": round(time.time() - start, 3)}
+    stats = {**stats, "unit": unit, "seconds": round(time.time() - start, 3),
+             **_memory_stats(scope, start_rss)}  # fmt: skip
     rundir.finish_unit(run, stage.name, unit, stats, fingerprint)
     return stats

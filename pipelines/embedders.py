@@ -1,6 +1,10 @@
 """Image (and caption) embedders: open_clip models by name or config file, timm image models.
 
 Loaded once per worker process (`load_embedder` is cached) and shared by every unit it runs.
+An image is decoded and resized to uint8 pixels (`decode`, in a decoding thread); a batch is
+converted to float and normalised at once on the model's device (`batch`): per image, that
+conversion cost more than the JPEG decoding. On a GPU the batch travels as uint8 through
+pinned memory, and the model runs in mixed precision (float16 autocast).
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms import Compose, Normalize, ToTensor
 
 from curation.errors import CurateError
 
@@ -35,33 +40,46 @@ class ImageTooLarge(ValueError):
 
 @dataclass
 class Embedder:
-    """A loaded model with its eval preprocessing; outputs are L2-normalised float32.
+    """A loaded model with its eval preprocessing, split where the image becomes a tensor:
+    `resize` (the PIL steps: resize, crop) runs per image, the normalisation (`mean`, `std`,
+    on the device, after the /255 of ToTensor) per batch; outputs are L2-normalised float32.
 
     Weights and batches are channels-last: convolutions run 1.6-3x faster on CPUs that way
     (measured on EfficientNet-Lite0), with outputs equal to 1e-5."""
 
     model: torch.nn.Module
-    preprocess: Callable[[Image.Image], torch.Tensor]
+    resize: Callable[[Image.Image], Image.Image]
+    mean: torch.Tensor  # (1, 3, 1, 1) on the device
+    std: torch.Tensor
     image_size: int
     device: str
     tokenizer: Callable | None = None
 
+    def _autocast(self):
+        """float16 autocast on a GPU; full precision on the CPU."""
+        if torch.device(self.device).type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return nullcontext()
+
     @torch.no_grad()
     def encode_images(self, batch: torch.Tensor) -> np.ndarray:
         batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
-        if hasattr(self.model, "encode_image"):
-            return _normalise(self.model.encode_image(batch))
-        return _normalise(self.model(batch))
+        with self._autocast():
+            if hasattr(self.model, "encode_image"):
+                return _normalise(self.model.encode_image(batch))
+            return _normalise(self.model(batch))
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         if self.tokenizer is None:
             raise CurateError("this model has no text tower: captions need an open_clip model")
         tokens = self.tokenizer(texts).to(self.device)
-        return _normalise(self.model.encode_text(tokens))
+        with self._autocast():
+            return _normalise(self.model.encode_text(tokens))
 
-    def decode(self, data: bytes) -> torch.Tensor:
-        """Decode at the smallest JPEG scale that still covers the model's input size.
+    def decode(self, data: bytes) -> np.ndarray:
+        """The image's pixels at the model's input size (uint8, height x width x RGB), decoded
+        at the smallest JPEG scale that still covers that size.
 
         Memory is bounded: the size in the header (after JPEG draft scaling) is checked
         against MAX_DECODE_PIXELS before any pixel is decoded; Pillow's own
@@ -75,13 +93,37 @@ class Embedder:
                     f"image too large to decode: {width}x{height} pixels "
                     f"(limit {MAX_DECODE_PIXELS:,})"
                 )
-            return self.preprocess(image.convert("RGB"))
+            return np.asarray(self.resize(image.convert("RGB")))
+
+    def batch(self, images: list[np.ndarray]) -> torch.Tensor:
+        """The model's input for decoded images: stacked as uint8 (through pinned memory to a
+        GPU), then on the device converted and normalised as ToTensor and Normalize do per
+        image, the same operations in the same order, so the values are the same bits."""
+        pixels = torch.from_numpy(np.stack(images))
+        if torch.device(self.device).type == "cuda":
+            pixels = pixels.pin_memory().to(self.device, non_blocking=True)
+        x = pixels.permute(0, 3, 1, 2).to(torch.get_default_dtype())  # channels-last
+        return x.div_(255).sub_(self.mean).div_(self.std)
 
 
 def _normalise(features: torch.Tensor) -> np.ndarray:
     features = features.float()
     features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return features.cpu().numpy()
+
+
+def _split_preprocess(preprocess, device: str) -> tuple[Callable, torch.Tensor, torch.Tensor]:
+    """open_clip's and timm's eval transforms are PIL steps, ToTensor, Normalize: the steps
+    before ToTensor (as one transform), and Normalize's mean and std on `device`."""
+    steps = list(getattr(preprocess, "transforms", []))
+    at = next((i for i, step in enumerate(steps) if isinstance(step, ToTensor)), None)
+    if at is None or len(steps) != at + 2 or not isinstance(steps[-1], Normalize):
+        raise CurateError(f"unsupported image preprocessing (PIL steps, ToTensor, Normalize "
+                          f"expected): {preprocess!r}")  # fmt: skip
+    dtype = torch.get_default_dtype()
+    mean, std = (torch.as_tensor(v, dtype=dtype, device=device).view(1, -1, 1, 1)
+                 for v in (steps[-1].mean, steps[-1].std))  # fmt: skip
+    return Compose(steps[:at]), mean, std
 
 
 def _image_size(preprocess) -> int:
@@ -206,9 +248,8 @@ def _load_open_clip(model: str, pretrained: str, device: str) -> Embedder:
     except Exception as exc:
         raise _pretrained_error(model, pretrained, exc) from exc
     clip.eval().to(memory_format=torch.channels_last)
-    return Embedder(
-        clip, preprocess, _image_size(preprocess), device, open_clip.get_tokenizer(name)
-    )
+    return Embedder(clip, *_split_preprocess(preprocess, device), _image_size(preprocess),
+                    device, open_clip.get_tokenizer(name))  # fmt: skip
 
 
 def _load_timm(model: str, pretrained: str, device: str) -> Embedder:
@@ -233,7 +274,8 @@ def _load_timm(model: str, pretrained: str, device: str) -> Embedder:
     net.eval().to(device, memory_format=torch.channels_last)
     config = resolve_model_data_config(net)
     preprocess = create_transform(**config, is_training=False)
-    return Embedder(net, preprocess, int(max(config["input_size"][1:])), device)
+    return Embedder(net, *_split_preprocess(preprocess, device),
+                    int(max(config["input_size"][1:])), device)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=2)

@@ -5,6 +5,9 @@ The stage stores, for every member, its highest similarity to an earlier member 
 (no eps, its id and key), so any eps or rate is a threshold on it: the rule applies it, and a
 sweep reuses it. A bucket writes its members of each shard apart, so that a shard's
 similarities are read without any other shard's.
+
+The clusters are the run's (`assign`), or SemDeDup's own with `--dedup-clusters`
+(`dedup_assign`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,15 @@ MAX_BUCKETS = 64
 ALL_EARLIER = 2.0  # an eps this large flags every member that has an earlier one
 
 
+def dedup_clustering(config) -> tuple[str, int]:
+    """The assignment SemDeDup groups by and its number of clusters."""
+    if config.dedup_clusters is None:
+        return "assign", config.clusters
+    return "dedup_assign", config.dedup_clusters
+
+
 def bucket_count(ctx: Context) -> int:
-    return min(ctx.config.clusters, MAX_BUCKETS)
+    return min(dedup_clustering(ctx.config)[1], MAX_BUCKETS)
 
 
 def bucket_units(ctx: Context) -> list[str]:
@@ -31,7 +41,7 @@ def bucket_units(ctx: Context) -> list[str]:
 def group_shard(ctx: Context, unit: str) -> dict:
     """Split a shard's candidates by cluster bucket (cluster mod bucket count)."""
     rows = schema.candidate_rows(ctx.run, unit, ctx.config.holdout)
-    assigned = schema.read_assignment(ctx.run, "assign", unit).take(rows)
+    assigned = schema.read_assignment(ctx.run, dedup_clustering(ctx.config)[0], unit).take(rows)
     named = schema.read_rows(ctx.run, unit, ["id", "key"]).take(rows)
     embeddings = schema.read_embeddings(ctx.run, unit)[rows]
     cluster = assigned["cluster"].to_numpy()

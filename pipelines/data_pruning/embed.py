@@ -1,21 +1,25 @@
 """embed: decode every sample of a shard and encode its image (L2-normalised, float16).
 
 Decoding runs in threads (Pillow releases the GIL) one batch ahead of the model, so the model
-is the bottleneck; JPEGs decode in draft mode at the model's input scale.
+is the bottleneck; JPEGs decode in draft mode at the model's input scale, to uint8 pixels,
+and each batch is converted and normalised at once on the model's device. A unit's stats
+hold the seconds of each phase: `read` (the tar), `decode` (summed over the decoding
+threads, with the batch conversion), `model` (images and captions), `write`; decoding
+overlaps the model, so the phases add up to more than the unit's seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-import torch
 from PIL import UnidentifiedImageError
 
 from curation import progress
-from curation.stage import Context
+from curation.stage import Context, Phases
 from metrics.clip_score import clip_score
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.rows import Row, content_tables, row_stats, sample_row
@@ -26,11 +30,11 @@ from shards.members import display_name
 from shards.paths import check_unchanged, open_shard, shard_size
 from shards.tario import Sample, ShardFormatError, iter_samples
 
-DECODE_THREADS = 2
+DECODE_THREADS = 2  # on the CPU, beside the model's threads; on a GPU, the worker's threads
 
 
-def _decode(embedder: Embedder, sample: Sample) -> torch.Tensor | str:
-    """The image tensor, or why there is none."""
+def _decode(embedder: Embedder, sample: Sample) -> np.ndarray | str:
+    """The image's pixels, or why there are none."""
     if sample.error:
         return sample.error
     if sample.unsafe_names:
@@ -45,6 +49,13 @@ def _decode(embedder: Embedder, sample: Sample) -> torch.Tensor | str:
         return f"cannot decode {display_name(image.name)}: not a recognised image format"
     except Exception as exc:  # any decoder failure makes this one sample fail, not the run
         return f"cannot decode {display_name(image.name)}: {type(exc).__name__}: {exc}"
+
+
+def _timed_decode(embedder: Embedder, sample: Sample) -> tuple[np.ndarray | str, float]:
+    """`_decode` and its seconds (in a decoding thread)."""
+    start = time.perf_counter()
+    result = _decode(embedder, sample)
+    return result, time.perf_counter() - start
 
 
 def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
@@ -72,37 +83,62 @@ def _read(url: str, batch_size: int, shard_error: list[str],
         yield from _batches(_until_damage(stream, shard_error), batch_size)
 
 
+def decode_threads(ctx: Context) -> int:
+    """Threads decoding images: two beside the model's on the CPU; on a GPU, every thread of
+    the worker, since the CPU then only decodes."""
+    return DECODE_THREADS if ctx.config.device == "cpu" else max(DECODE_THREADS, ctx.threads)
+
+
 def embed_shard(ctx: Context, unit: str) -> dict:
     """The shard's content, embedded now unless this run already holds it (the same URL with
-    the same fingerprint), then linked as input shard `unit`."""
+    the same fingerprint), then linked as input shard `unit`. The phases' seconds are those of
+    this unit's work: none when the content was already there."""
     cfg = ctx.config
     index = int(unit)
     url, fingerprint = cfg.shards[index], cfg.fingerprints[index]
     content = schema.content_id(url, fingerprint)
+    phases = Phases()
     if not schema.has_content(ctx.run, content):
         check_unchanged(url, fingerprint, cfg.storage_options)
-        schema.write_content(ctx.run, content, *_embed(cfg, url))
-    return schema.link_content(ctx.run, unit, index, content)
+        rows, embeddings, stats = _embed(cfg, url, phases, decode_threads(ctx))
+        with phases("write"):
+            schema.write_content(ctx.run, content, rows, embeddings, stats)
+    return {**schema.link_content(ctx.run, unit, index, content), **phases.stats()}
 
 
-def _embed(cfg, url: str) -> tuple[pa.Table, np.ndarray, dict]:
+_END = object()
+
+
+def _timed(items: Iterable, phases: Phases, name: str) -> Iterator:
+    """The items of `items`, the time spent producing each counted as phase `name`."""
+    iterator = iter(items)
+    while True:
+        with phases(name):
+            item = next(iterator, _END)
+        if item is _END:
+            return
+        yield item
+
+
+def _embed(cfg, url: str, phases: Phases, threads: int) -> tuple[pa.Table, np.ndarray, dict]:
     """The shard's rows (no ids), embeddings and stats."""
     embedder = embedder_of(cfg)
     rows: list[Row] = []
     vectors: list[np.ndarray] = []
     shard_error: list[str] = []
     size, seen = max(shard_size(url, cfg.storage_options), 1), 0
-    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+    batches = _timed(_read(url, cfg.batch_size, shard_error, cfg.storage_options), phases, "read")
+    with ThreadPoolExecutor(threads) as pool:
         pending: tuple[list[Sample], list[Future]] | None = None
-        for batch in _read(url, cfg.batch_size, shard_error, cfg.storage_options):
-            decoding = [pool.submit(_decode, embedder, s) for s in batch]
+        for batch in batches:
+            decoding = [pool.submit(_timed_decode, embedder, s) for s in batch]
             if pending is not None:
-                _encode(embedder, *pending, cfg, rows, vectors)
+                _encode(embedder, *pending, cfg, rows, vectors, phases)
                 seen += sum(s.nbytes for s in pending[0])
                 progress.advance(len(pending[0]), min(seen / size, 1.0))
             pending = (batch, decoding)
         if pending is not None:
-            _encode(embedder, *pending, cfg, rows, vectors)
+            _encode(embedder, *pending, cfg, rows, vectors, phases)
     return (*content_tables(rows, vectors), row_stats(rows, next(iter(shard_error), None)))
 
 
@@ -113,22 +149,30 @@ def _encode(
     cfg,
     rows: list[Row],
     vectors: list[np.ndarray],
+    phases: Phases,
 ) -> None:
-    tensors = []
+    images = []
     for sample, future in zip(batch, decoding, strict=True):
-        result = future.result()
+        result, seconds = future.result()
+        phases.add("decode", seconds)
         row = sample_row(sample, cfg)
         if isinstance(result, str):
             row.error = result
         elif row.error is None:
-            tensors.append(result)
+            images.append(result)
         rows.append(row)
-    encoded = iter(embedder.encode_images(torch.stack(tensors)) if tensors else [])
+    encoded: Iterator[np.ndarray] = iter([])
+    if images:
+        with phases("decode"):
+            inputs = embedder.batch(images)
+        with phases("model"):
+            encoded = iter(embedder.encode_images(inputs))
     batch_rows = rows[len(rows) - len(batch) :]
     for row in batch_rows:
         vectors.append(next(encoded) if row.error is None else None)
     if cfg.needs_captions:
-        _score_captions(embedder, batch_rows, vectors[len(vectors) - len(batch) :])
+        with phases("model"):
+            _score_captions(embedder, batch_rows, vectors[len(vectors) - len(batch) :])
 
 
 def _score_captions(embedder: Embedder, rows: list[Row], vectors: list) -> None:

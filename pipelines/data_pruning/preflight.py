@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 
 from curation.errors import CurateError
 from pipelines.data_pruning import precomputed
@@ -77,6 +78,17 @@ def check_precomputed(config) -> None:
         )
 
 
+def note_kmeans_device(config) -> None:
+    """On a GPU without faiss-gpu, say once that k-means runs on the CPU."""
+    if config.device == "cpu":
+        return
+    from pipelines.data_pruning.cluster import gpu_fallback_note  # imports FAISS: only here
+
+    note = gpu_fallback_note(config.device)
+    if note is not None:
+        print(note, file=sys.stderr)
+
+
 def preflight(config) -> None:
     """Fail now, with one line, rather than after writing anything."""
     if config.embeddings is not None:
@@ -86,4 +98,5 @@ def preflight(config) -> None:
             raise CurateError(f"--filter {config.filter} needs an open_clip model (a text "
                               f"tower); {config.model} has none")  # fmt: skip
         embedder_of(config)
+    note_kmeans_device(config)
     check_inputs(config)

@@ -25,7 +25,8 @@ from pipelines.data_pruning.config import PruneConfig
 from pipelines.data_pruning.pipeline import NAME, scoring_stages, stages
 from pipelines.data_pruning.preflight import preflight
 
-VERSIONED = ("curate", "torch", "open_clip_torch", "timm", "faiss-cpu", "numpy", "pyarrow")
+VERSIONED = ("curate", "torch", "open_clip_torch", "timm", "faiss-cpu", "faiss-gpu", "numpy",
+             "pyarrow")  # fmt: skip
 
 
 def versions() -> dict[str, str]:

@@ -25,7 +25,7 @@ def test_open_clip_checkpoint_file_is_loaded(tiny_clip, tmp_path):
     embedder = load_embedder(tiny_clip, str(checkpoint))
     for name, tensor in reference.state_dict().items():
         assert torch.equal(embedder.model.state_dict()[name], tensor), name
-    vectors = embedder.encode_images(torch.stack([embedder.decode(_jpeg())]))
+    vectors = embedder.encode_images(embedder.batch([embedder.decode(_jpeg())]))
     assert vectors.shape == (1, 32)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     texts = embedder.encode_texts(["a red square"])
@@ -45,14 +45,14 @@ def test_timm_checkpoint_file_is_loaded(tmp_path):
     embedder = load_embedder("timm:test_resnet", str(checkpoint))
     for name, tensor in reference.state_dict().items():
         assert torch.equal(embedder.model.state_dict()[name], tensor), name
-    vectors = embedder.encode_images(torch.stack([embedder.decode(_jpeg())]))
+    vectors = embedder.encode_images(embedder.batch([embedder.decode(_jpeg())]))
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
 def test_jpeg_draft_decodes_at_model_scale(tiny_clip):
     embedder = load_embedder(tiny_clip, "random")
-    tensor = embedder.decode(_jpeg(size=(1600, 1200)))
-    assert tensor.shape == (3, 32, 32)
+    pixels = embedder.decode(_jpeg(size=(1600, 1200)))
+    assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
 
 
 @pytest.mark.parametrize(

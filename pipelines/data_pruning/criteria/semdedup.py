@@ -5,26 +5,50 @@ The `dedup` stage stores each member's highest similarity to an earlier member, 
 is a threshold on it: the rate prunes the most similar first (ties: the larger id first), as
 many as it asks, which is SemDeDup at the eps that flags exactly those; `--eps` caps how far it
 goes. Streamed, that is keeping the least similar of the eligible members (ties: the smaller id
-first): the exact top-k of `metrics.topk`."""
+first): the exact top-k of `metrics.topk`.
+
+SemDeDup groups by the run's clustering, or with `--dedup-clusters` by its own (the papers used
+50,000 clusters for SemDeDup on LAION, against 500 for DBP): `dedup_cluster`/`dedup_assign`."""
 
 from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
 
-from curation.fields import Fraction
+from curation.fields import Count, Fraction
 from curation.stage import Lazy, Stage
 from metrics.topk import Cutoff, order_key
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.criteria.base import Criterion
+from pipelines.data_pruning.workers import THREADS
 
 
 def _no_params(config) -> dict:
     return {}
 
 
+def _own_clusters(config) -> dict:
+    return {"clusters": config.dedup_clusters}
+
+
+def _own_clustering(config) -> list[Stage]:
+    """With --dedup-clusters: k-means with that k (the run's sample size rule, iterations and
+    seed), and every sample's assignment to it."""
+    if config.dedup_clusters is None:
+        return []
+    train = Lazy("pipelines.data_pruning.cluster:train_clusters",
+                 {"folder": "dedup_cluster", "clusters": config.dedup_clusters})  # fmt: skip
+    assign = Lazy("pipelines.data_pruning.cluster:assign_shard",
+                  {"centroids_from": "dedup_cluster", "folder": "dedup_assign"})  # fmt: skip
+    return [
+        Stage("dedup_cluster", schema.barrier_unit, train, _own_clusters, setup=THREADS),
+        Stage("dedup_assign", schema.shard_units, assign, _no_params, setup=THREADS),
+    ]
+
+
 def scoring(config) -> list[Stage]:
     return [
+        *_own_clustering(config),
         Stage("group", schema.shard_units, Lazy("pipelines.data_pruning.dedup:group_shard"),
               _no_params),
         Stage("dedup", Lazy("pipelines.data_pruning.dedup:bucket_units"),
@@ -127,7 +151,15 @@ CRITERION = Criterion(
                 description="SemDeDup eps: dbp deduplicates at it (0.07 by default); "
                 "semdedup never prunes below it.",
             ),
-        )
+        ),
+        "dedup_clusters": (
+            Count | None,
+            Field(
+                None,
+                description="semdedup and dbp: SemDeDup's own k-means clusters (the papers: "
+                "50,000 on LAION); default: the run's --clusters clustering.",
+            ),
+        ),
     },
     scoring=scoring,
     columns=columns,
