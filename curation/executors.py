@@ -30,6 +30,27 @@ def local_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
+class InProcessExecutor:
+    """Units one after the other in this process, each with the threads a local pool of
+    `workers` processes gives a unit: the local executor's single worker, and a unit task of a
+    scheduler that starts a process per unit (an Airflow task), so their results match the
+    local executor's byte for byte."""
+
+    def __init__(self, workers: int = 1):
+        self.threads = local_threads(workers)
+
+    def map(self, stage: Stage, units: list[str], ctx: Context) -> Iterator[Result]:
+        ctx = dataclasses.replace(ctx, threads=self.threads)
+        for unit in units:
+            try:
+                yield unit, run_unit(stage, unit, ctx)
+            except Exception as exc:
+                yield unit, exc
+
+    def close(self) -> None:
+        return None
+
+
 class LocalExecutor:
     """A process pool over units (spawned, so no worker inherits OpenMP state); one worker
     runs units in this process. A worker keeps its loaded models between units."""
@@ -39,14 +60,10 @@ class LocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
 
     def map(self, stage: Stage, units: list[str], ctx: Context) -> Iterator[Result]:
-        ctx = dataclasses.replace(ctx, threads=local_threads(self.workers))
         if self.workers == 1:
-            for unit in units:
-                try:
-                    yield unit, run_unit(stage, unit, ctx)
-                except Exception as exc:
-                    yield unit, exc
+            yield from InProcessExecutor().map(stage, units, ctx)
             return
+        ctx = dataclasses.replace(ctx, threads=local_threads(self.workers))
         if self._pool is None:
             spawn = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=spawn)
@@ -135,3 +152,14 @@ def make_executor(kind: str, workers: int, scheduler: str | None = None) -> Exec
     if kind == "dask":
         return DaskExecutor(workers, scheduler)
     raise ValueError(f"unknown executor {kind!r}")
+
+
+def task_executor(kind: str, workers: int, scheduler: str | None = None) -> Executor:
+    """The executor of one task of a run made of separate tasks: this process, or a running
+    Dask cluster (a LocalCluster started for every task would cost more than its unit)."""
+    if kind == "local":
+        return InProcessExecutor(workers)
+    if kind == "dask" and not scheduler:
+        raise CurateError("--executor dask in a scheduled run needs --scheduler (the address "
+                          "of a running Dask scheduler)")  # fmt: skip
+    return make_executor(kind, workers, scheduler)

@@ -24,10 +24,10 @@ def output_folder(ctx: Context) -> Folder:
 
 
 @contextmanager
-def _source(url: str) -> Iterator[BinaryIO]:
+def _source(url: str, storage_options: dict) -> Iterator[BinaryIO]:
     """A local plain tar is memory-mapped (zero-copy reads); anything else is streamed."""
     if is_url(url):
-        with open_shard(url) as stream:
+        with open_shard(url, storage_options) as stream:
             yield stream
         return
     with open(url, "rb") as f:
@@ -43,12 +43,13 @@ def _source(url: str) -> Iterator[BinaryIO]:
                 reader.release()
 
 
-def copy_kept(source: str, keep: np.ndarray, writer: TarWriter) -> tuple[int, int]:
+def copy_kept(source: str, keep: np.ndarray, writer: TarWriter,
+              storage_options: dict | None = None) -> tuple[int, int]:  # fmt: skip
     """Copy the samples at positions `keep` (sorted); returns (samples read, samples copied).
 
     Samples at or after damage in the source were failed at embed time and are never kept,
     so the copy stops at the last kept position."""
-    with _source(source) as stream:
+    with _source(source, storage_options or {}) as stream:
         read, copied = _copy(stream, keep, writer)
         writer.flush()
     if copied != len(keep):
@@ -85,7 +86,7 @@ def reshard_shard(ctx: Context, unit: str) -> dict:
     start = time.time()
     with out.open_atomic(f"{unit}.tar") as stream:
         writer = TarWriter(stream)
-        copy_kept(source, keep, writer)
+        copy_kept(source, keep, writer, ctx.config.storage_options)
         writer.close()
     end = time.time()
     out.write_json(
