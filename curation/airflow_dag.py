@@ -17,9 +17,11 @@ would meet the same problem.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, TaskGroup, dag, get_current_context, task
+from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from pydantic import BaseModel
 
@@ -28,7 +30,13 @@ from curation.fields import CLI
 from curation.tasks import NotInRun, TaskSteps
 
 START, END = "start", "end"
-RETRIES = 2  # each task's tries after the first; the delay is Airflow's default_task_retry_delay
+RETRIES = 2  # each task's tries after the first
+
+
+def _retry_delay() -> timedelta:
+    """The site's default_task_retry_delay, stated on every task: a mapped task left to the
+    default waits Airflow's built-in 300 s whatever the site set."""
+    return timedelta(seconds=conf.getint("core", "default_task_retry_delay", fallback=300))
 
 
 def model_params(model: type[BaseModel], before: dict[str, dict] | None = None,
@@ -110,7 +118,8 @@ def pipeline_dag(dag_id: str, steps: TaskSteps, params: dict[str, Param], doc: s
         steps.end(_params(), _claim())
 
     @dag(dag_id=dag_id, schedule=None, catchup=False, params=params, doc_md=doc,
-         tags=["curate"], default_args={"retries": RETRIES})  # fmt: skip
+         tags=["curate"],
+         default_args={"retries": RETRIES, "retry_delay": _retry_delay()})  # fmt: skip
     def build() -> None:
         setup = start()
         last = setup
