@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import socket
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Protocol
@@ -17,6 +19,7 @@ from curation.stage import Context, Stage, run_unit
 
 Result = tuple[str, dict | BaseException]
 SCHEDULER_TIMEOUT_S = 10
+DASHBOARD_TIMEOUT_S = 3
 
 
 class Executor(Protocol):
@@ -91,6 +94,39 @@ def run_on_worker(stage: Stage, unit: str, ctx: Context) -> dict:
         return run_unit(stage, unit, dataclasses.replace(ctx, threads=threads))
 
 
+def _working_dashboard(client) -> str | None:
+    """The client's dashboard link when it answers: a scheduler started without a dashboard
+    still serves HTTP on its dashboard address (health, metrics), where the link is a 404."""
+    if "dashboard" not in client.scheduler_info().get("services", {}):
+        return None
+    link = client.dashboard_link
+    try:
+        with urllib.request.urlopen(link, timeout=DASHBOARD_TIMEOUT_S) as page:
+            return link if page.status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+def check_scheduler(address: str) -> None:
+    """Fail in seconds, with one line, when nothing listens at a scheduler's address: a Dask
+    client would retry until its timeout, then spend as long again closing. Transports other
+    than TCP (ucx://...) are left to the client."""
+    from distributed.comm.addressing import get_address_host_port, parse_address
+
+    if parse_address(address)[0] not in ("tcp", "tls"):
+        return
+    try:
+        host, port = get_address_host_port(address)
+    except ValueError as exc:
+        raise CurateError(f"--scheduler {address}: {exc} (e.g. tcp://host:8786)") from None
+    try:
+        socket.create_connection((host, port), timeout=SCHEDULER_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CurateError(f"cannot reach the Dask scheduler {address} ({reason}): is it "
+                          "running?") from None  # fmt: skip
+
+
 class DaskExecutor:
     """`client.map` over units (pure=False: units write files; retries: they are idempotent).
     Starts a LocalCluster of `workers` single-threaded processes when no scheduler is given."""
@@ -101,12 +137,14 @@ class DaskExecutor:
         self.retries = retries
         if scheduler:
             self._cluster = None
+            check_scheduler(scheduler)
             try:
                 self._client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
-            except (OSError, TimeoutError) as exc:
+            except Exception as exc:  # anything that is not a scheduler's answer
                 raise CurateError(
                     f"cannot reach the Dask scheduler {scheduler} within "
-                    f"{SCHEDULER_TIMEOUT_S} s ({type(exc).__name__}): is it running?"
+                    f"{SCHEDULER_TIMEOUT_S} s ({type(exc).__name__}): is it running, and is it "
+                    "a Dask scheduler's address?"
                 ) from None
         else:
             self._cluster = LocalCluster(
@@ -116,8 +154,9 @@ class DaskExecutor:
                 dashboard_address=None,
             )
             self._client = Client(self._cluster)
-        if "dashboard" in self._client.scheduler_info().get("services", {}):
-            print(f"Dask dashboard: {self._client.dashboard_link}", file=sys.stderr)
+        link = _working_dashboard(self._client)
+        if link is not None:
+            print(f"Dask dashboard: {link}", file=sys.stderr)
 
     def map(self, stage: Stage, units: list[str], ctx: Context) -> Iterator[Result]:
         from distributed import as_completed as dask_completed
