@@ -1,6 +1,7 @@
 """Airflow reads AIRFLOW_HOME and its configuration when first imported, so they are set here,
 at collection, before any test imports it: one SQLite database per session under an absolute
-temporary path, the DAGs of this checkout, no examples, retries without delay."""
+temporary path, the DAGs of this checkout, no examples, retries without delay. Each test module
+skips when the airflow extra is not installed (`make test` installs it)."""
 
 import os
 import tempfile
@@ -13,8 +14,6 @@ os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "airflow_dags")
 os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "0"
-
-pytest.importorskip("airflow", reason="the airflow extra is not installed")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from tests.airflow.dag_runs import fail_first_try, request, tasks
 from tests.builders import write_shards
 from tests.runs import cli_prune_args, curate, output_files
 
+pytest.importorskip("airflow", reason="the airflow extra is not installed")
 SUCCESS, FAILED = "success", "failed"
 
 
