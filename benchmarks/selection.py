@@ -81,6 +81,7 @@ def write_embed(run: Folder, failed: np.ndarray, rng: np.random.Generator) -> No
                 "status": np.where(bad, "failed", "ok"),
                 "error": pa.array(errors, pa.string()),
                 "key_hash": np.arange(start, start + n, dtype=np.uint64) * np.uint64(2654435761),
+                "uid": pa.nulls(n, pa.string()),
             },
             schema=ROW_SCHEMA,
         )

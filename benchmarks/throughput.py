@@ -27,8 +27,8 @@ from curation.stage import Context
 from curation.storage import Folder
 from pipelines.data_pruning.config import PruneConfig
 from pipelines.data_pruning.embed import embed_shard
-from pipelines.data_pruning.reshard import copy_kept
 from pipelines.data_pruning.workers import embedder_of, setup_threads
+from shards.copier import copy_kept
 from shards.tario import TarWriter, iter_samples
 
 
@@ -103,9 +103,7 @@ def time_reshard(shards: list[str], counts: list[int], out: Path, keep_every: in
     start = time.perf_counter()
     for shard, keep in zip(shards, keeps, strict=True):
         with open(out / Path(shard).name, "wb") as f:
-            writer = TarWriter(f)
-            copy_kept(shard, keep, writer)
-            writer.close()
+            copy_kept(shard, keep, f)
     return time.perf_counter() - start
 
 

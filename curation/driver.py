@@ -75,15 +75,15 @@ def run_one(stage: Stage, unit: str, ctx: Context, executor: Executor) -> dict:
 
 def run_stage(stage: Stage, ctx: Context, executor: Executor, digest: str) -> None:
     pending = prepare_stage(stage, ctx, digest)
-    total = len(rundir.read_units(ctx.run, stage.name) or [])
-    progress = StageProgress(stage.name, total, total - len(pending))
+    units = rundir.read_units(ctx.run, stage.name) or []
+    progress = StageProgress(ctx.run, stage.name, units, len(units) - len(pending))
     failures: list[tuple[str, BaseException]] = []
     try:
         for unit, result in executor.map(stage, pending, ctx):
             if isinstance(result, BaseException):
                 failures.append((unit, result))
             else:
-                progress.advance(int(result.get("samples", 0)))
+                progress.finished(unit, int(result.get("samples", 0)))
     finally:
         progress.close()
     finish_stage(stage, ctx, failures)

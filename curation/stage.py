@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from curation import rundir
+from curation import progress, rundir
 from curation.storage import Folder
 
 
@@ -94,7 +94,8 @@ def run_unit(stage: Stage, unit: str, ctx: Context) -> dict:
     _setup_once(stage, ctx)
     start = time.time()
     try:
-        stats = stage.process(ctx, unit)
+        with progress.reporting(run, stage.name, unit):
+            stats = stage.process(ctx, unit)
     except Exception as exc:
         rundir.write_error(run, stage.name, unit, exc, traceback.format_exc())
         raise

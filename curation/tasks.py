@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from curation import progress, rundir
 from curation.driver import finish_stage, prepare_stage, run_one
 from curation.errors import NoResultError
 from curation.executors import Executor
@@ -96,7 +97,7 @@ class TaskSteps(ABC):
         """Prepare the stage (invalidate it on a changed config, record its units); return the
         units still to run."""
         with self._task(params, claim) as run:
-            return prepare_stage(run.stage(name), run.ctx, run.digests[name])
+            return _prepare(run, run.stage(name))
 
     def unit(self, params: dict, claim: dict, name: str, unit: str) -> dict:
         """Run one unit (nothing when it is done already); return its stats."""
@@ -105,10 +106,26 @@ class TaskSteps(ABC):
 
     def finish(self, params: dict, claim: dict, name: str) -> None:
         with self._task(params, claim) as run:
-            finish_stage(run.stage(name), run.ctx, [])
+            _finish(run, run.stage(name))
 
     def barrier(self, params: dict, claim: dict, name: str) -> None:
         with self._task(params, claim) as run:
             stage = run.stage(name)
-            run.run_units(stage, prepare_stage(stage, run.ctx, run.digests[name]))
-            finish_stage(stage, run.ctx, [])
+            run.run_units(stage, _prepare(run, stage))
+            _finish(run, stage)
+
+
+def _prepare(run: TaskRun, stage: Stage) -> list[str]:
+    pending = prepare_stage(stage, run.ctx, run.digests[stage.name])
+    total = len(rundir.read_units(run.ctx.run, stage.name) or [])
+    progress.log(run.ctx.run, f"{stage.name}: start, {total} units, {total - len(pending)} "
+                              "already done")  # fmt: skip
+    return pending
+
+
+def _finish(run: TaskRun, stage: Stage) -> None:
+    """Every unit done, or one error naming the first that is not; RUN/run.log says so, as
+    the driver's progress does."""
+    finish_stage(stage, run.ctx, [])
+    total = len(rundir.read_units(run.ctx.run, stage.name) or [])
+    progress.log(run.ctx.run, f"{stage.name}: end, {total}/{total} units")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+import numpy as np
+
 from curation.errors import CurateError
 from curation.storage import Folder
 from shards.tario import TarWriter
@@ -24,6 +26,7 @@ from shards.tario import TarWriter
 IMAGE_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp"}
 CAPTION_SUFFIX = ".txt"
 CLASS_INDEX = "classes.json"
+MARKER = ".curate-shards.json"  # what this command wrote in a folder, so it removes only that
 Layout = Literal["auto", "imagenet", "flat"]
 
 
@@ -155,13 +158,23 @@ def list_samples(root: Path, layout: Layout = "auto") -> tuple[list[FolderSample
 
 
 def _claim(out: Folder, overwrite: bool) -> None:
-    ours = [n for n in out.listdir() if n.endswith((".tar", CLASS_INDEX))]
-    if ours and not overwrite:
+    """An empty folder, or one holding shards this command wrote before (listed in its
+    marker): `--overwrite` removes those, and nothing else is ever removed or written over."""
+    entries = out.listdir()
+    written = out.read_json(MARKER)["written"] if MARKER in entries else []
+    clash = sorted(n for n in entries if n.endswith(".tar") or n == CLASS_INDEX)
+    foreign = [n for n in clash if n not in written]
+    if foreign:
         raise CurateError(
-            f"output folder {out.url} already holds shards ({ours[0]}): "
+            f"output folder {out.url} holds {foreign[0]}, which `curate shards` did not write: "
+            "choose an empty or new folder"
+        )
+    if written and not overwrite:
+        raise CurateError(
+            f"output folder {out.url} already holds shards ({written[0]}): "
             "choose another folder, or pass --overwrite to replace them"
         )
-    for name in ours:
+    for name in [*written, MARKER]:
         out.remove(name)
 
 
@@ -181,9 +194,19 @@ def write_shards(samples: list[FolderSample], out: Folder, shard_size: int) -> l
 
 
 def from_folder(
-    root: str, output: str, shard_size: int = 1000, layout: Layout = "auto", overwrite: bool = False
+    root: str,
+    output: str,
+    shard_size: int = 1000,
+    layout: Layout = "auto",
+    overwrite: bool = False,
+    shuffle: bool = False,
+    seed: int = 0,
 ) -> dict:
-    """Write the shards (and `classes.json` for a class tree); returns the report."""
+    """Write the shards (and `classes.json` for a class tree); returns the report.
+
+    `shuffle` writes the samples in a seeded random order: an ImageNet-style tree in sorted
+    order gives class-sorted shards, and a webdataset loader that shuffles shards and a small
+    buffer then sees one or two classes per batch."""
     if shard_size < 1:
         raise CurateError(f"--shard-size must be at least 1, got {shard_size}")
     folder = Path(root)
@@ -192,10 +215,17 @@ def from_folder(
     if "://" not in output and Path(output).resolve().is_relative_to(folder.resolve()):
         raise CurateError(f"the output folder {output} is inside {root}: choose one outside it")
     samples, report = list_samples(folder, layout)
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(len(samples))
+        samples = [samples[i] for i in order]
+    report.update(shuffled=shuffle, seed=seed if shuffle else None)
     out = Folder(output)
     _claim(out, overwrite)
     out.makedirs()
-    if report["layout"] == "imagenet":
+    names = [f"{i:05d}.tar" for i in range(-(-len(samples) // shard_size))]
+    classes = [CLASS_INDEX] if report["layout"] == "imagenet" else []
+    out.write_json({"written": [*names, *classes]}, MARKER)
+    if classes:
         out.write_json({name: i for i, name in enumerate(report["classes"])}, CLASS_INDEX)
     report["shards"] = write_shards(samples, out, shard_size)
     return report

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 
 import fsspec
@@ -17,6 +18,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from curation.errors import CurateError
+from curation.safety import check_write_location
 from curation.storage import Folder
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl", "json", "txt")
@@ -110,7 +112,9 @@ def download(
 ) -> dict:
     """Download into webdataset shards `OUTPUT/NNNNN.tar` (image, caption `.txt`, `.json`);
     returns the report. A rerun resumes: shards with a `_stats.json` are not fetched again;
-    `overwrite` deletes the output folder first (img2dataset's own "overwrite" mode).
+    `overwrite` first removes the files a download writes (`NNNNN.tar`, `NNNNN.parquet`,
+    `NNNNN_stats.json`) and nothing else (img2dataset's own "overwrite" mode would delete the
+    whole folder).
 
     Images larger than `image_size` are shrunk keeping their aspect ratio (as DataComp
     downloads); smaller JPEGs keep their original bytes."""
@@ -124,6 +128,9 @@ def download(
     )
     fmt = input_format(url_list)
     caption_col = resolve_columns(url_list, fmt, url_col, caption_col)
+    check_write_location(output, "--output", [])
+    if overwrite:
+        remove_downloads(Folder(output))
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
     from img2dataset import download as img2dataset_download
 
@@ -148,7 +155,7 @@ def download(
             retries=retries,
             distributor="multiprocessing",
             enable_wandb=False,
-            incremental_mode="overwrite" if overwrite else "incremental",
+            incremental_mode="incremental",
         )
     finally:
         signal.signal(signal.SIGINT, on_interrupt)
@@ -156,6 +163,16 @@ def download(
     if not report["shards"]:
         raise CurateError(f"the URL list {url_list} has no rows")
     return report
+
+
+DOWNLOADED = re.compile(r"^\d+(\.tar|\.parquet|_stats\.json)$")
+
+
+def remove_downloads(out: Folder) -> None:
+    """The files a download writes, only those."""
+    for name in out.listdir():
+        if DOWNLOADED.match(name):
+            out.remove(name)
 
 
 def ingest_report(output: str) -> dict:

@@ -71,6 +71,12 @@ def expand_shards(patterns: list[str], storage_options: dict | None = None) -> l
     return [s if is_url(s) else os.path.abspath(s) for s in shards]
 
 
+def shard_size(url: str, storage_options: dict | None = None) -> int:
+    """A shard's size in bytes (what progress inside a unit is measured against)."""
+    fs, path = filesystem(url, storage_options)
+    return int(fs.size(path) or 0)
+
+
 def open_shard(url: str, storage_options: dict | None = None):
     """Open a shard for binary streaming reads (local path or fsspec URL)."""
     fs, path = filesystem(url, storage_options)

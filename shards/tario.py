@@ -2,25 +2,83 @@
 
 A small reader of our own (rather than `tarfile`'s stream mode) because resharding is a byte
 copy: parsing each 512-byte header and slicing the data is all the work there is, and owning
-the loop lets a truncated or corrupt shard keep every sample before the damage.
+the loop lets a damaged shard keep every sample before the damage.
+
+What the reader yields (`iter_members`): every member `tarfile` lists, in archive order, with
+the name, size and type `tarfile` gives it (pax `path`, GNU long names and the ustar prefix
+applied). Regular files carry their data; directories, symbolic and hard links, devices and
+fifos carry none (as in `tarfile`, no data blocks follow them); GNU sparse files and members of
+unknown type have their stored data skipped. Pax and GNU long-name headers are not members.
+`iter_samples` groups the members as webdataset does (`shards.grouping`): directories belong
+to no sample; a sample holding any other member that is not a regular file fails, naming the
+member and its type. Names keep their exact bytes (not UTF-8: surrogate escapes) and
+`Sample.key` is shown safely (`shards.members.display_name`).
+
+Hostile input never hangs and never fails more than it must:
+- a header that cannot be decoded (bad checksum, a number field that is not a number, a
+  negative size, a cut) makes the shard damaged from there: `ShardFormatError` after every
+  sample before it;
+- damage confined to one member fails only its sample: a malformed pax record (its data are
+  skipped by the header's size), data over the member's size limit (`shards.members`: skipped
+  in chunks from a stream, by offset on a memory map, never held), an oversized pax header;
+- every loop over header data advances: pax records by their length, headers by whole blocks.
+
+Plain, gzip, xz and bzip2 tars are read alike (`shards.compression`), zstd when `zstandard`
+is installed.
 """
 
 from __future__ import annotations
 
-import gzip
-import re
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
-BLOCK = 512
+from shards.compression import DECODE_ERRORS, UnsupportedCompression, decompressed
+from shards.grouping import Grouper
+from shards.members import (
+    DIRECTORY,
+    FILE,
+    SPARSE,
+    Member,
+    MiB,
+    Sample,
+    display_name,
+    is_safe_name,
+    limit_problem,
+)
+from shards.tarheader import (
+    BLOCK,
+    PATH_KEYWORD,
+    SIZE_KEYWORD,
+    SPARSE_PREFIX,
+    ZERO_BLOCK,
+    Header,
+    HeaderError,
+    PaxError,
+    parse_header,
+    parse_pax,
+    relevant,
+    sparse_extension_continues,
+)
+
 RECORD = 20 * BLOCK
 FIXED_MTIME = 0
-GZIP_MAGIC = b"\x1f\x8b"
+META_LIMIT = 1 * MiB  # the largest pax header or GNU long name read
+_SKIP_CHUNK = 1 * MiB
 _REGULAR = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE}
-_KEY_RE = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
-_ZERO_BLOCK = bytes(BLOCK)
+_PAX = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE}
+_GNU_LONG = {tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK}
+# Types after which `tarfile` reads no data blocks, whatever the size field says.
+_NO_DATA = {
+    tarfile.LNKTYPE: "hard link",
+    tarfile.SYMTYPE: "symbolic link",
+    tarfile.CHRTYPE: "character device",
+    tarfile.BLKTYPE: "block device",
+    tarfile.DIRTYPE: DIRECTORY,
+    tarfile.FIFOTYPE: "fifo",
+}
+_SPARSE_NAME = b"GNU.sparse.name"
+_SPARSE_SIZES = (b"GNU.sparse.realsize", b"GNU.sparse.size")
 _USTAR_MAX_SIZE = 8**11 - 1
 # Fields of our fixed ustar header around name, size and checksum: mode 0644, uid/gid 0,
 # mtime FIXED_MTIME, regular file, empty link name, owner names and device numbers (as
@@ -33,7 +91,7 @@ _TAIL_SUM = sum(_AFTER_CHECKSUM)
 
 class ShardFormatError(Exception):
     """The tar stream is damaged; everything read before `offset` is intact. `member` names
-    the regular file whose data was cut short, when its header was still readable."""
+    the member whose data was cut short, when its header was still readable."""
 
     def __init__(self, message: str, offset: int, member: str | None = None):
         super().__init__(f"{message} at byte {offset}")
@@ -41,77 +99,9 @@ class ShardFormatError(Exception):
         self.member = member
 
 
-@dataclass(frozen=True)
-class Member:
-    name: str
-    data: bytes  # a memoryview when read through MemoryReader
-
-
-@dataclass
-class Sample:
-    """The members sharing one webdataset key, in archive order."""
-
-    key: str
-    position: int
-    members: list[Member] = field(default_factory=list)
-    error: str | None = None
-
-    def get(self, *extensions: str) -> Member | None:
-        """The first member whose (lower-cased) last suffix is one of `extensions`: a key
-        with dots (`photo.v2.jpg` is key `photo`, extension `v2.jpg`) still has its image
-        found, as webdataset's decoders dispatch on the last suffix."""
-        wanted = {e.lower() for e in extensions}
-        for member in self.members:
-            if split_key(member.name)[1].lower().rsplit(".", 1)[-1] in wanted:
-                return member
-        return None
-
-    @property
-    def unsafe_names(self) -> list[str]:
-        return [m.name for m in self.members if not is_safe_name(m.name)]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(len(m.data) for m in self.members)
-
-
-def split_key(name: str) -> tuple[str, str]:
-    """webdataset's rule: the key is the path up to the first dot of the file name."""
-    match = _KEY_RE.match(name)
-    if match is None:
-        return name, ""
-    return match.group(1), match.group(2)
-
-
-def is_safe_name(name: str) -> bool:
-    """A relative path that stays inside the folder it is extracted to: no absolute path,
-    no `..` component. Members named otherwise are never copied into an output shard."""
-    return (
-        bool(name) and not name.startswith("/") and "\0" not in name
-        and ".." not in name.split("/")
-    )  # fmt: skip
-
-
-class _Prefixed:
-    """A reader that replays bytes already consumed (for sniffing gzip magic)."""
-
-    def __init__(self, prefix: bytes, stream: BinaryIO):
-        self._prefix = prefix
-        self._stream = stream
-
-    def read(self, n: int) -> bytes:
-        if self._prefix:
-            head, self._prefix = self._prefix[:n], self._prefix[n:]
-            if len(head) == n:
-                return head
-            return head + self._stream.read(n - len(head))
-        return self._stream.read(n)
-
-
 class MemoryReader:
-    """Reads over a buffer (an mmap of a local shard) that return views, not copies: the
-    reshard copy then moves each kept member's bytes once, from the page cache to the output,
-    and never touches a pruned member's data."""
+    """Reads over a buffer (a memory-mapped plain tar) that return views, not copies: a kept
+    member's bytes are copied once, into the output, and skipped data are never touched."""
 
     def __init__(self, buffer) -> None:
         self._view = memoryview(buffer)
@@ -122,6 +112,11 @@ class MemoryReader:
         self._pos += len(chunk)
         return chunk
 
+    def skip(self, n: int) -> int:
+        skipped = min(n, len(self._view) - self._pos)
+        self._pos += skipped
+        return skipped
+
     def peek(self, n: int = 1) -> bytes:
         return bytes(self._view[self._pos : self._pos + n])
 
@@ -130,163 +125,229 @@ class MemoryReader:
         self._view.release()
 
 
-def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
-    if hasattr(stream, "peek"):  # buffered: look without consuming
-        if stream.peek(2)[:2] == GZIP_MAGIC:
-            return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[arg-type]
-        return stream
-    magic = stream.read(2)
-    replay = _Prefixed(magic, stream)
-    if magic == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=replay, mode="rb")  # type: ignore[arg-type]
-    return replay  # type: ignore[return-value]
+class _Stream:
+    """Exact reads and chunked skips over a (decompressed) stream."""
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+
+    def read(self, n: int) -> bytes:
+        data = self._stream.read(n)
+        if len(data) == n or not data:
+            return data
+        chunks = [data]
+        got = len(data)
+        while got < n:
+            more = self._stream.read(n - got)
+            if not more:
+                break
+            chunks.append(more)
+            got += len(more)
+        return b"".join(chunks)
+
+    def skip(self, n: int) -> int:
+        skipped = 0
+        while skipped < n:
+            got = len(self._stream.read(min(_SKIP_CHUNK, n - skipped)))
+            if not got:
+                break
+            skipped += got
+        return skipped
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
-    data = stream.read(n)
-    if len(data) == n or not data:
+class _Walk:
+    """The header-by-header walk behind `iter_members`: where it is, and what the pax and GNU
+    long-name headers read so far say about the next member."""
+
+    def __init__(self, source: MemoryReader | _Stream):
+        self.source = source
+        self.offset = 0  # of the next block in the (decompressed) tar stream
+        self.start = 0  # of the header being read
+        self.global_records: dict[bytes, bytes] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.records: dict[bytes, bytes] = {}
+        self.long_name: bytes | None = None
+        self.problem: str | None = None
+
+    def members(self) -> Iterator[Member]:
+        while (header := self._header()) is not None:
+            if header.kind in _PAX or header.kind in _GNU_LONG:
+                self._meta(header)
+            else:
+                yield self._member(header)
+
+    def _io(self, call, n: int, member: str | None):
+        try:
+            return call(n)
+        except DECODE_ERRORS as exc:
+            raise ShardFormatError(f"unreadable data ({exc})", self.start, member) from exc
+
+    def _read(self, n: int, member: str | None = None):
+        data = self._io(self.source.read, n, member)
+        self.offset += len(data)
         return data
-    chunks = [data]
-    got = len(data)
-    while got < n:
-        more = stream.read(n - got)
-        if not more:
-            break
-        chunks.append(more)
-        got += len(more)
-    return b"".join(chunks)
 
+    def _skip(self, n: int, member: str | None = None) -> int:
+        skipped = self._io(self.source.skip, n, member)
+        self.offset += skipped
+        return skipped
 
-def _pax_path(data: bytes) -> str | None:
-    """The `path` record of a pax extended header, if any."""
-    pos = 0
-    while pos < len(data):
-        space = data.find(b" ", pos)
-        if space < 0:
+    def _header(self) -> Header | None:
+        self.start = self.offset
+        block = self._read(BLOCK)
+        if not block or block == ZERO_BLOCK:
             return None
-        length = int(data[pos:space])
-        record = data[space + 1 : pos + length - 1]
-        keyword, _, value = record.partition(b"=")
-        if keyword == b"path":
-            return value.decode("utf-8", "surrogateescape")
-        pos += length
-    return None
+        if len(block) < BLOCK:
+            raise ShardFormatError("truncated header", self.start)
+        try:
+            header = parse_header(bytes(block))
+        except HeaderError as exc:
+            raise ShardFormatError(f"invalid tar header ({exc})", self.start) from exc
+        if header.size < 0:
+            raise ShardFormatError(f"invalid tar header (negative size {header.size})", self.start)
+        return header
+
+    def _data(self, size: int, name: str | None, keep: bool):
+        """The `size` data bytes that follow (None when not `keep`: skipped), then padding."""
+        if keep:
+            data = self._read(size, name)
+            got = len(data)
+        else:
+            data, got = None, self._skip(size, name)
+        if got < size:
+            what = "pax or long-name header" if name is None else display_name(name)
+            raise ShardFormatError(f"truncated member {what!r}", self.start, name)
+        self._skip(-size % BLOCK, name)
+        return data
+
+    def _meta(self, header: Header) -> None:
+        """A pax header or GNU long name: notes for the next member (or all, if global)."""
+        what = "GNU long name" if header.kind in _GNU_LONG else "pax header"
+        if header.size > META_LIMIT:
+            self._data(header.size, None, keep=False)
+            self.problem = self.problem or (
+                f"its {what} is {header.size:,} bytes, over the {META_LIMIT // MiB} MiB limit"
+            )
+            return
+        data = bytes(self._data(header.size, None, keep=True))
+        if header.kind == tarfile.GNUTYPE_LONGNAME:
+            self.long_name = data.split(b"\0", 1)[0]
+        elif header.kind in _PAX:
+            try:
+                records = relevant(parse_pax(data))
+            except PaxError as exc:
+                self.problem = self.problem or f"its {what} is malformed: {exc}"
+                return
+            target = self.global_records if header.kind == tarfile.XGLTYPE else self.records
+            target.update(records)
+
+    def _member(self, header: Header) -> Member:
+        records = {**self.global_records, **self.records}
+        raw = records.get(_SPARSE_NAME) or records.get(PATH_KEYWORD, b"").rstrip(b"/")
+        name = (raw or self.long_name or header.name).decode("utf-8", "surrogateescape")
+        problem = self.problem and f"member {display_name(name)}: {self.problem}"
+        self._reset()
+        if header.kind in _NO_DATA:
+            return self._without_data(header, name, problem)
+        stored = self._stored_size(header, records)
+        sparse = any(k.startswith(SPARSE_PREFIX) for k in records)
+        if sparse or header.kind == tarfile.GNUTYPE_SPARSE:
+            return self._sparse(header, name, stored, records)
+        if header.kind not in _REGULAR:
+            self._data(stored, name, keep=False)
+            kind = f"tar type {header.kind.decode('latin-1')!r}"
+            return Member(name, b"", kind, stored, problem or _not_regular(name, kind))
+        problem = problem or limit_problem(name, stored)
+        data = self._data(stored, name, keep=problem is None)
+        return Member(name, b"" if data is None else data, FILE, stored, problem)
+
+    def _stored_size(self, header: Header, records: dict[bytes, bytes]) -> int:
+        """Data bytes in the archive: the pax `size` record overrides the header's field."""
+        value = records.get(SIZE_KEYWORD)
+        if value is None:
+            return header.size
+        if not value.isdigit():
+            raise ShardFormatError(f"invalid pax size record {value[:40]!r}", self.start)
+        return int(value)
+
+    def _without_data(self, header: Header, name: str, problem: str | None) -> Member:
+        kind = _NO_DATA[header.kind]
+        if kind != DIRECTORY:
+            problem = problem or _not_regular(name, kind)
+        return Member(name, b"", kind, header.size, problem)
+
+    def _sparse(self, header: Header, name: str, stored: int, records: dict) -> Member:
+        """Listed with its real size, as `tarfile` does, and failed: curate copies bytes, and
+        expanding holes is not a copy."""
+        extended = header.sparse_extended
+        while extended:  # old GNU format: more sparse maps, one block each, before the data
+            block = self._read(BLOCK, name)
+            if len(block) < BLOCK:
+                what = f"truncated member {display_name(name)!r}"
+                raise ShardFormatError(what, self.start, name)
+            extended = sparse_extension_continues(block)
+        self._data(stored, name, keep=False)
+        real = header.sparse_size
+        for key in _SPARSE_SIZES:
+            if records.get(key, b"").isdigit():
+                real = int(records[key])
+        problem = f"member {display_name(name)} is a {SPARSE}, which curate does not expand"
+        return Member(name, b"", SPARSE, stored if real is None else real, problem)
 
 
-def _octal(field: bytes) -> int:
-    """A numeric header field: octal text, or base-256 when the high bit is set (GNU)."""
-    if field[0] & 0x80:
-        return int.from_bytes(field[1:], "big")
-    digits = field.split(b"\0", 1)[0].strip()
-    return int(digits, 8) if digits else 0
+def _not_regular(name: str, kind: str) -> str:
+    return f"member {display_name(name)} is a {kind}, not a regular file: webdataset skips it"
 
 
-def _parse_header(header: bytes) -> tuple[str, int, bytes]:
-    """(name, size, type) of a ustar/GNU/v7 header; checksum verified. Written out rather
-    than with `tarfile.TarInfo.frombuf`, which costs as much as copying a 30 KB member."""
+def _open(stream: BinaryIO | MemoryReader) -> MemoryReader | _Stream:
+    if isinstance(stream, MemoryReader):
+        return stream
     try:
-        stored = _octal(header[148:156])
-        size = _octal(header[124:136])
-    except ValueError as exc:
-        raise tarfile.InvalidHeaderError("bad number field") from exc
-    if stored != sum(header) - sum(header[148:156]) + 256:
-        raise tarfile.InvalidHeaderError("bad checksum")
-    name = header[:100].split(b"\0", 1)[0]
-    if header[257:263] == b"ustar\0" and header[345] != 0:
-        name = header[345:500].split(b"\0", 1)[0] + b"/" + name
-    return name.decode("utf-8", "surrogateescape"), size, header[156:157]
+        return _Stream(decompressed(stream))
+    except UnsupportedCompression as exc:
+        raise ShardFormatError(str(exc), 0) from exc
+    except DECODE_ERRORS as exc:
+        raise ShardFormatError(f"unreadable data ({exc})", 0) from exc
 
 
-def iter_members(stream: BinaryIO) -> Iterator[Member]:
-    """Regular-file members in archive order; plain or gzip-compressed tar.
+def iter_members(stream: BinaryIO | MemoryReader) -> Iterator[Member]:
+    """Every member `tarfile` lists, in archive order (see the module docstring); plain or
+    compressed tar.
 
     Raises ShardFormatError after yielding every member that precedes the damage.
     """
-    stream = _maybe_gunzip(stream)
-    offset = 0
-    long_name: str | None = None
-    while True:
-        try:
-            header = _read_exact(stream, BLOCK)
-        except (OSError, EOFError) as exc:  # gzip stream cut short
-            raise ShardFormatError(f"unreadable data ({exc})", offset) from exc
-        if not header or header == _ZERO_BLOCK:
-            return
-        if len(header) < BLOCK:
-            raise ShardFormatError("truncated header", offset)
-        try:
-            header_name, size, kind = _parse_header(bytes(header))
-        except tarfile.HeaderError as exc:
-            raise ShardFormatError(f"invalid tar header ({exc})", offset) from exc
-        name = (long_name or header_name) if kind in _REGULAR else None
-        try:
-            data = _read_exact(stream, size)
-            _read_exact(stream, -size % BLOCK)
-        except (OSError, EOFError) as exc:
-            raise ShardFormatError(f"unreadable data ({exc})", offset, name) from exc
-        if len(data) < size:
-            raise ShardFormatError(f"truncated member {name!r}", offset, name)
-        offset += BLOCK + size + (-size % BLOCK)
-        if kind == tarfile.GNUTYPE_LONGNAME:
-            long_name = bytes(data).rstrip(b"\0").decode("utf-8", "surrogateescape")
-        elif kind == tarfile.XHDTYPE:
-            long_name = _pax_path(bytes(data)) or long_name
-        elif kind in _REGULAR:
-            yield Member(name, data)
-            long_name = None
-        elif kind != tarfile.XGLTYPE:
-            long_name = None
+    yield from _Walk(_open(stream)).members()
 
 
-class _Grouper:
-    """webdataset's grouping: consecutive members with one key form a sample; a repeated
-    extension starts a new sample, so a key written twice in a row stays two samples."""
-
-    def __init__(self) -> None:
-        self.current: Sample | None = None
-        self._seen: set[str] = set()
-        self._position = -1
-
-    def place(self, name: str) -> Sample | None:
-        """Make the sample of member `name` current; return the sample this closes, if any."""
-        key, ext = split_key(name)
-        if self.current is not None and key == self.current.key and ext not in self._seen:
-            self._seen.add(ext)
-            return None
-        closed, self._position = self.current, self._position + 1
-        self.current, self._seen = Sample(key, self._position), {ext}
-        return closed
-
-
-def iter_samples(stream: BinaryIO) -> Iterator[Sample]:
-    """Samples in shard order, grouped by key as webdataset does.
+def iter_samples(stream: BinaryIO | MemoryReader) -> Iterator[Sample]:
+    """Samples in shard order, grouped by key as webdataset does (`shards.grouping`).
 
     On damage, ShardFormatError is raised after every intact sample. When the damage cuts a
     member's data, the sample that member belongs to is yielded with `error` set (a member
     that starts a new sample leaves the one before it whole); damage between members leaves
     the sample read so far intact, as webdataset would read it.
     """
-    group = _Grouper()
+    group = Grouper()
     try:
         for member in iter_members(stream):
-            if (closed := group.place(member.name)) is not None:
+            if (closed := group.add(member)) is not None:
                 yield closed
-            group.current.members.append(member)
     except ShardFormatError as exc:
-        if exc.member is not None:
-            if (closed := group.place(exc.member)) is not None:
-                yield closed
-            group.current.error = f"shard damaged while reading this sample: {exc}"
-        if group.current is not None:
-            yield group.current
+        closed = group.cut(exc.member, f"shard damaged while reading this sample: {exc}")
+        if closed is not None:
+            yield closed
+        if (last := group.finish()) is not None:
+            yield last
         raise
-    if group.current is not None:
-        yield group.current
+    if (last := group.finish()) is not None:
+        yield last
 
 
-def _ustar_header(name: str, size: int) -> bytes | None:
-    """The header `tarfile` writes for these fields, built directly; None when the name (not
-    plain ASCII, or over 100 bytes) or the size needs pax records."""
+def ustar_header(name: str, size: int) -> bytes | None:
+    """The header `tarfile` writes for a member of ours (see `TarWriter`), built directly;
+    None when the name (not plain ASCII, or over 100 bytes) or the size needs pax records."""
     if len(name) > 100 or not name.isascii() or size > _USTAR_MAX_SIZE:
         return None
     head = name.encode().ljust(100, b"\0") + _MODE_IDS + b"%011o\0" % size + _MTIME
@@ -306,6 +367,11 @@ def _pax_header(name: str, size: int) -> bytes:
 class TarWriter:
     """Writes members with fixed metadata (mtime, owner, mode) so equal input gives equal bytes.
 
+    This is the one definition of the form curate writes: per member, `ustar_header` (or
+    `tarfile`'s pax header for names and sizes ustar cannot hold: a name that is not UTF-8
+    then gets `hdrcharset=BINARY` and its exact bytes), the data, NUL padding to 512 bytes;
+    at the end two zero blocks and NUL padding to a multiple of 10240 bytes.
+
     Headers, data and padding are gathered and written in batches of about 4 MB: one write
     call per batch instead of three per member."""
 
@@ -320,7 +386,7 @@ class TarWriter:
     def add(self, name: str, data: bytes) -> None:
         if not is_safe_name(name):
             raise ValueError(f"unsafe tar member name {name!r}")
-        self._write(_ustar_header(name, len(data)) or _pax_header(name, len(data)))
+        self._write(ustar_header(name, len(data)) or _pax_header(name, len(data)))
         self._write(data)
         if len(data) % BLOCK:
             self._write(bytes(BLOCK - len(data) % BLOCK))
@@ -344,7 +410,10 @@ class TarWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is gathered (before the buffers its views point into go away)."""
-        self._stream.write(b"".join(self._pending))
-        self._pending.clear()
-        self._pending_bytes = 0
+        """Write what is gathered; the gathered buffers (views into a memory map, perhaps) are
+        let go even when the write fails."""
+        try:
+            self._stream.write(b"".join(self._pending))
+        finally:
+            self._pending.clear()
+            self._pending_bytes = 0

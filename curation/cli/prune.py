@@ -57,6 +57,10 @@ def _print_summary(summary: dict, config) -> None:
         table.add_row(f"reason: {reason}", str(count))
     table.add_row("output", config.output)
     console.print(table)
+    for line in summary["explanation"]:
+        console.print(f"  {line}", highlight=False)
+    for line in summary["warnings"]:
+        console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
 
 
 @user_errors
@@ -71,9 +75,29 @@ def status(
 
     run = rundir.resolve(run_dir, parse_options(storage_options))
     table = Table(title=f"curate run {run.url}")
-    for column in ("stage", "units", "samples", "seconds", "errors", "state"):
+    for column in ("stage", "units", "samples", "seconds", "samples/s", "errors", "state"):
         table.add_column(column)
     for s in read_status(run):
         units = "-" if s.units is None else f"{s.done}/{s.units}"
-        table.add_row(s.name, units, f"{s.samples:,}", f"{s.seconds:.1f}", str(s.errors), s.state)
+        rate = f"{s.samples / s.seconds:,.0f}" if s.seconds > 0 else "-"
+        table.add_row(s.name, units, f"{s.samples:,}", f"{s.seconds:.1f}", rate, str(s.errors),
+                      s.state)  # fmt: skip
     Console(width=120).print(table)
+
+
+@user_errors
+def export_embeddings(
+    run_dir: Annotated[str, typer.Argument(help="A run directory, or the output folder of a run.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="A new folder for img_emb/ and metadata/.")
+    ],
+) -> None:
+    """Write the run's embeddings in clip-retrieval's layout (img_emb/, metadata/), for other
+    tools (clip-retrieval's index, autofaiss) or for `curate prune --embeddings`."""
+    from curation.storage import Folder, absolute
+    from pipelines.data_pruning.finished import open_run
+    from pipelines.data_pruning.precomputed import export
+
+    run = open_run(run_dir, ("embed",))
+    done = export(run.run, run.units, Folder(absolute(output), run.config.storage_options))
+    print(f"{done['samples']:,} embeddings in {done['files']} files: {absolute(output)}")

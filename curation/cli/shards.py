@@ -30,13 +30,18 @@ def shards_from_folder(
     overwrite: Annotated[
         bool, typer.Option(help="Replace shards already in the output folder.")
     ] = False,
+    shuffle: Annotated[
+        bool,
+        typer.Option(help="Write the samples in a seeded random order (not class by class)."),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of --shuffle.")] = 0,
 ) -> None:
     """Copy the images (bytes as they are) into shards 00000.tar, 00001.tar, ... in OUTPUT."""
     from shards.folder import from_folder
 
     if layout not in ("auto", "imagenet", "flat"):
         raise CurateError(f"--layout must be auto, imagenet or flat; got {layout!r}")
-    report = from_folder(root, absolute(output), shard_size, layout, overwrite)
+    report = from_folder(root, absolute(output), shard_size, layout, overwrite, shuffle, seed)
     table = Table(title="curate shards from-folder", show_header=False)
     table.add_row("layout", report["layout"])
     table.add_row("samples", str(report["samples"]))
@@ -81,8 +86,8 @@ def ingest(
     overwrite: Annotated[
         bool,
         typer.Option(
-            help="Delete the output folder and download again (default: resume, skipping "
-            "finished shards)."
+            help="Remove the shards, parquets and stats a download wrote and download again "
+            "(default: resume, skipping finished shards); other files stay."
         ),
     ] = False,
 ) -> None:

@@ -52,6 +52,14 @@ class PruneSettings(BaseModel):
         "first tag for the model; required for a model-config file or timm:).",
         validate_default=True,
     )
+    embeddings: str | None = Field(
+        None,
+        description="Precomputed embeddings instead of --model: a clip-retrieval folder "
+        "(img_emb/, metadata/) or a folder of DataComp .npz files (one per shard, by uid).",
+    )
+    embedding_field: str = Field(
+        "b32_img", description="The array of DataComp's .npz files to use (b32_img, l14_img...)."
+    )
     clusters: Count = Field(100, description="k-means clusters.")
     kmeans_iterations: Count = Field(20, description="k-means iterations.")
     max_points_per_centroid: Count = Field(
@@ -134,6 +142,8 @@ def prune_config(shards: list[str], output: str, run_dir: str | None = None,
             raise CurateError(f"{option} is empty: name a folder of its own")
     storage = storage_options(options.pop("storage_options", None))
     urls = expand_shards(shards, storage)
+    if options.get("embeddings"):
+        options["embeddings"] = absolute(options["embeddings"])
     return validated(PruneConfig, shards=urls, output=absolute(output),
                      run_dir=absolute(run_dir) if run_dir else None,
                      fingerprints=fingerprints(urls, storage), storage_options=storage,

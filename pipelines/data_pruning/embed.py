@@ -8,49 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import torch
 from PIL import UnidentifiedImageError
 
+from curation import progress
 from curation.stage import Context
 from metrics.clip_score import clip_score
 from pipelines.data_pruning import schema
+from pipelines.data_pruning.rows import Row, content_tables, row_stats, sample_row
 from pipelines.data_pruning.workers import embedder_of
 from pipelines.embedders import Embedder
 from shards.extensions import IMAGE_EXTENSIONS
-from shards.labels import LabelError, sample_label
-from shards.paths import check_unchanged, open_shard
+from shards.members import display_name
+from shards.paths import check_unchanged, open_shard, shard_size
 from shards.tario import Sample, ShardFormatError, iter_samples
 
 DECODE_THREADS = 2
-
-
-@dataclass
-class Row:
-    key: str
-    position: int
-    label: int
-    caption: str | None
-    nbytes: int
-    error: str | None = None
-    clip_score: float = float("nan")
-
-
-def _label(sample: Sample, field: str) -> tuple[int, str | None]:
-    """(label, why the sample fails): -1 when it has none."""
-    try:
-        label = sample_label(sample, field)
-    except LabelError as exc:
-        return -1, str(exc)
-    return (-1 if label is None else label), None
-
-
-def _caption(sample: Sample) -> str | None:
-    txt = sample.get("txt")
-    return None if txt is None else txt.data.decode("utf-8", "replace")
 
 
 def _decode(embedder: Embedder, sample: Sample) -> torch.Tensor | str:
@@ -62,13 +38,13 @@ def _decode(embedder: Embedder, sample: Sample) -> torch.Tensor | str:
     image = sample.get(*IMAGE_EXTENSIONS)
     if image is None:
         exts = sorted({m.name.rsplit(".", 1)[-1] for m in sample.members}) or ["nothing"]
-        return f"no image member (has {', '.join(exts)})"
+        return f"no image member (has {display_name(', '.join(exts))})"
     try:
         return embedder.decode(image.data)
     except UnidentifiedImageError:
-        return f"cannot decode {image.name}: not a recognised image format"
+        return f"cannot decode {display_name(image.name)}: not a recognised image format"
     except Exception as exc:  # any decoder failure makes this one sample fail, not the run
-        return f"cannot decode {image.name}: {type(exc).__name__}: {exc}"
+        return f"cannot decode {display_name(image.name)}: {type(exc).__name__}: {exc}"
 
 
 def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
@@ -115,20 +91,19 @@ def _embed(cfg, url: str) -> tuple[pa.Table, np.ndarray, dict]:
     rows: list[Row] = []
     vectors: list[np.ndarray] = []
     shard_error: list[str] = []
+    size, seen = max(shard_size(url, cfg.storage_options), 1), 0
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         pending: tuple[list[Sample], list[Future]] | None = None
         for batch in _read(url, cfg.batch_size, shard_error, cfg.storage_options):
             decoding = [pool.submit(_decode, embedder, s) for s in batch]
             if pending is not None:
                 _encode(embedder, *pending, cfg, rows, vectors)
+                seen += sum(s.nbytes for s in pending[0])
+                progress.advance(len(pending[0]), min(seen / size, 1.0))
             pending = (batch, decoding)
         if pending is not None:
             _encode(embedder, *pending, cfg, rows, vectors)
-    failed = sum(r.error is not None for r in rows)
-    stats = {"samples": len(rows), "failed": failed, "bytes": sum(r.nbytes for r in rows)}
-    if shard_error:
-        stats["shard_error"] = shard_error[0]
-    return (*_tables(rows, vectors), stats)
+    return (*content_tables(rows, vectors), row_stats(rows, next(iter(shard_error), None)))
 
 
 def _encode(
@@ -142,12 +117,10 @@ def _encode(
     tensors = []
     for sample, future in zip(batch, decoding, strict=True):
         result = future.result()
-        label, label_error = _label(sample, cfg.label_field)
-        caption = _caption(sample) if cfg.needs_captions else None  # stored only when used
-        row = Row(sample.key, sample.position, label, caption, sample.nbytes)
-        if isinstance(result, str) or label_error:
-            row.error = result if isinstance(result, str) else label_error
-        else:
+        row = sample_row(sample, cfg)
+        if isinstance(result, str):
+            row.error = result
+        elif row.error is None:
             tensors.append(result)
         rows.append(row)
     encoded = iter(embedder.encode_images(torch.stack(tensors)) if tensors else [])
@@ -167,27 +140,3 @@ def _score_captions(embedder: Embedder, rows: list[Row], vectors: list) -> None:
     scores = clip_score(np.stack([vectors[i] for i in scored]), texts)
     for i, score in zip(scored, scores, strict=True):
         rows[i].clip_score = float(score)
-
-
-def _tables(rows: list[Row], vectors: list) -> tuple[pa.Table, np.ndarray]:
-    dim = next((v.shape[0] for v in vectors if v is not None), 0)
-    matrix = np.zeros((len(rows), dim), dtype=np.float16)
-    for i, vector in enumerate(vectors):
-        if vector is not None:
-            matrix[i] = vector
-    positions = np.array([r.position for r in rows], dtype=np.int64)
-    table = pa.table(
-        {
-            "key": [r.key for r in rows],
-            "position": positions.astype(np.int32),
-            "label": np.array([r.label for r in rows], dtype=np.int64),
-            "caption": [r.caption for r in rows],
-            "nbytes": np.array([r.nbytes for r in rows], dtype=np.int64),
-            "clip_score": np.array([r.clip_score for r in rows], dtype=np.float64),
-            "status": [schema.FAILED if r.error else schema.OK for r in rows],
-            "error": [r.error for r in rows],
-            "key_hash": schema.key_hashes([r.key for r in rows]),
-        },
-        schema=schema.CONTENT_SCHEMA,
-    )
-    return table, matrix

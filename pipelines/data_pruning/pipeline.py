@@ -23,6 +23,11 @@ def _embed_params(c) -> dict:
             "label_field": c.label_field, "captions": c.needs_captions}  # fmt: skip
 
 
+def _precomputed_params(c) -> dict:
+    return {"embeddings": c.embeddings, "field": c.embedding_field,
+            "label_field": c.label_field, "captions": c.needs_captions}  # fmt: skip
+
+
 def shard_fingerprint(ctx, unit: str) -> str:
     return ctx.config.fingerprints[int(unit)]
 
@@ -56,14 +61,28 @@ def _stage(name: str, units, module: str, function: str, params, **extra) -> Sta
 def scoring_stages(config) -> list[Stage]:
     """The stages whose outputs selection reads: embeddings, clusters, and the scores the
     config's criterion needs."""
-    setup = Lazy("pipelines.data_pruning.workers:setup_embedder")
     return [
-        _stage("embed", schema.shard_units, "embed", "embed_shard", _embed_params, setup=setup,
-               fingerprint=shard_fingerprint),
+        *_embed_stages(config),
         _stage("cluster", schema.barrier_unit, "cluster", "train_clusters", _cluster_params,
                setup=THREADS),
         _stage("assign", schema.shard_units, "cluster", "assign_shard", _none, setup=THREADS),
         *CRITERIA[config.metric].scoring(config),
+    ]  # fmt: skip
+
+
+def _embed_stages(config) -> list[Stage]:
+    """Embedding with the model, or reading precomputed embeddings (and their index)."""
+    if config.embeddings is None:
+        setup = Lazy("pipelines.data_pruning.workers:setup_embedder")
+        return [_stage("embed", schema.shard_units, "embed", "embed_shard", _embed_params,
+                       setup=setup, fingerprint=shard_fingerprint)]  # fmt: skip
+    units = Lazy("pipelines.data_pruning.precomputed:index_units")
+    buckets = Lazy("pipelines.data_pruning.precomputed:bucket_units")
+    return [
+        _stage("emb_parts", units, "precomputed", "index_part", _precomputed_params),
+        _stage("emb_index", buckets, "precomputed", "index_bucket", _none),
+        _stage("embed", schema.shard_units, "precomputed", "embed_precomputed", _none,
+               fingerprint=shard_fingerprint),
     ]  # fmt: skip
 
 
@@ -84,16 +103,17 @@ def _choices(annotation) -> tuple:
 
 
 def _templates() -> list:
-    """A config per criterion and per combination of its options' fixed choices (Literal),
-    which are what a criterion's scoring stages may depend on."""
+    """A config for each way the stages can differ: embedded by a model or read from
+    precomputed embeddings, times each criterion with each combination of its options' fixed
+    choices (Literal), which are what its scoring stages may depend on."""
     from pipelines.data_pruning.config import PruneConfig
 
     found = []
-    for name, criterion in CRITERIA.items():
+    for embeddings, (name, criterion) in itertools.product((None, "given"), CRITERIA.items()):
         fixed = {o: _choices(a) for o, (a, _) in criterion.options.items() if _choices(a)}
         for values in itertools.product(*fixed.values()):
             choice = dict(zip(fixed, values, strict=True))
-            found.append(PruneConfig.model_construct(metric=name, **choice))
+            found.append(PruneConfig.model_construct(metric=name, embeddings=embeddings, **choice))
     return found
 
 

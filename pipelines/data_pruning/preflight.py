@@ -8,7 +8,9 @@ import contextlib
 import itertools
 
 from curation.errors import CurateError
+from pipelines.data_pruning import precomputed
 from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.rows import sample_row
 from pipelines.data_pruning.workers import embedder_of
 from pipelines.embedders import TIMM_PREFIX
 from shards.labels import LabelError, sample_label
@@ -54,10 +56,34 @@ def check_inputs(config) -> None:
         )
 
 
+def check_precomputed(config) -> None:
+    """The embeddings folder has a known layout, and the first samples find their embedding."""
+    found = precomputed.layout(config.embeddings, config.storage_options)
+    samples = _first_samples(config)
+    rows = [sample_row(s, config) for s in samples]
+    if found.kind == precomputed.DATACOMP:
+        vectors, _ = precomputed.datacomp_vectors(config, config.shards[0], [r.uid for r in rows])
+        shown = [r.uid for r in rows[:3]]
+    else:
+        values = precomputed.match_values(found, samples, config.storage_options)
+        shown = values[:3]
+        vectors = precomputed.first_file_matches(found, values, config.storage_options)
+    if rows and not any(v is not None for v in vectors):
+        what = "uid" if found.kind == precomputed.DATACOMP else "key"
+        raise CurateError(
+            f"no sample among the first {len(rows)} of {config.shards[0]} has an embedding in "
+            f"{config.embeddings} by {what} (samples: {', '.join(map(str, shown))}; "
+            f"{precomputed.describe_keys(found, config)})"
+        )
+
+
 def preflight(config) -> None:
     """Fail now, with one line, rather than after writing anything."""
-    if config.needs_captions and config.model.startswith(TIMM_PREFIX):
-        raise CurateError(f"--filter {config.filter} needs an open_clip model (a text tower); "
-                          f"{config.model} has none")  # fmt: skip
-    embedder_of(config)
+    if config.embeddings is not None:
+        check_precomputed(config)
+    else:
+        if config.needs_captions and config.model.startswith(TIMM_PREFIX):
+            raise CurateError(f"--filter {config.filter} needs an open_clip model (a text "
+                              f"tower); {config.model} has none")  # fmt: skip
+        embedder_of(config)
     check_inputs(config)

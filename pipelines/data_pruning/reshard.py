@@ -1,119 +1,105 @@
-"""reshard: stream each input tar and copy the raw members of its kept samples, in order,
-into the output shard of the same index; an img2dataset-style `_stats.json` beside it."""
+"""reshard: copy the raw members of each input shard's kept samples, in order, into the output
+shard of the same name; beside it an img2dataset-style `_stats.json` and, when the input had
+one (img2dataset, DataComp), its per-shard `.parquet` filtered to the kept rows."""
 
 from __future__ import annotations
 
-import mmap
+import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import BinaryIO
 
-import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from curation.errors import CurateError
 from curation.stage import Context
-from curation.storage import Folder
+from curation.storage import Folder, filesystem
 from pipelines.data_pruning import schema
-from shards.paths import check_unchanged, is_url, open_shard
-from shards.tario import GZIP_MAGIC, MemoryReader, ShardFormatError, TarWriter, iter_samples
+from shards.copier import copy_kept
+from shards.paths import check_unchanged
+
+IMG2DATASET_FAILURES = ("failed_to_download", "failed_to_resize")
 
 
 def output_folder(ctx: Context) -> Folder:
     return Folder(ctx.config.output, ctx.config.storage_options)
 
 
-@contextmanager
-def _source(url: str, storage_options: dict) -> Iterator[BinaryIO]:
-    """A local plain tar is memory-mapped (zero-copy reads); anything else is streamed."""
-    if is_url(url):
-        with open_shard(url, storage_options) as stream:
-            yield stream
-        return
-    with open(url, "rb") as f:
-        if f.read(2) == GZIP_MAGIC or f.seek(0, 2) == 0:
-            f.seek(0)
-            yield f
-            return
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            reader = MemoryReader(mapped)
-            try:
-                yield reader
-            finally:
-                reader.release()
-
-
-def copy_kept(source: str, keep: np.ndarray, writer: TarWriter,
-              storage_options: dict | None = None) -> tuple[int, int]:  # fmt: skip
-    """Copy the samples at positions `keep` (sorted); returns (samples read, samples copied).
-
-    Samples at or after damage in the source were failed at embed time and are never kept,
-    so the copy stops at the last kept position."""
-    with _source(source, storage_options or {}) as stream:
-        read, copied = _copy(stream, keep, writer)
-        writer.flush()
-    if copied != len(keep):
-        raise CurateError(
-            f"shard {source} changed since it was embedded: "
-            f"{len(keep) - copied} kept samples are missing"
-        )
-    return read, copied
-
-
-def _copy(stream: BinaryIO, keep: np.ndarray, writer: TarWriter) -> tuple[int, int]:
-    wanted = set(keep.tolist())
-    last = int(keep[-1]) if len(keep) else -1
-    copied = read = 0
+def _beside(url: str, suffix: str, storage_options: dict) -> bytes | None:
+    """The file next to an input shard with the same stem (`00000_stats.json`...), if any."""
+    stem = schema.shard_stem(url)
+    fs, path = filesystem(f"{stem}{suffix}", storage_options)
     try:
-        for sample in iter_samples(stream):
-            read += 1
-            if sample.position in wanted:
-                writer.add_sample(sample)
-                copied += 1
-            if sample.position >= last:
-                break
-    except ShardFormatError:
-        pass
-    return read, copied
+        with fs.open(path, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def _input_failures(source: str, storage_options: dict) -> dict[str, int]:
+    """img2dataset's download failures for this shard, from its own `_stats.json`."""
+    found = _beside(source, "_stats.json", storage_options)
+    try:
+        stats = json.loads(found) if found else {}
+    except ValueError:
+        stats = {}
+    return {k: int(stats.get(k, 0)) if isinstance(stats, dict) else 0
+            for k in IMG2DATASET_FAILURES}  # fmt: skip
+
+
+def _kept_metadata(ctx: Context, unit: str, source: str) -> pa.Table | None:
+    """The input's per-shard parquet, only the rows of the kept samples (by key, or by uid)."""
+    found = _beside(source, ".parquet", ctx.config.storage_options)
+    if found is None:
+        return None
+    table = pq.read_table(pa.BufferReader(found))
+    rows = schema.read_rows(ctx.run, unit, ["position", "key", "uid"])
+    kept = pc.is_in(rows["position"], value_set=pa.array(schema.read_keep(ctx.run, unit)))
+    for column in ("key", "uid"):
+        if column in table.column_names:
+            wanted = rows.filter(kept)[column].cast(table[column].type)
+            return table.filter(pc.is_in(table[column], value_set=wanted))
+    return None
 
 
 def reshard_shard(ctx: Context, unit: str) -> dict:
-    source = ctx.config.shards[int(unit)]
-    check_unchanged(source, ctx.config.fingerprints[int(unit)], ctx.config.storage_options)
+    cfg = ctx.config
+    source = cfg.shards[int(unit)]
+    check_unchanged(source, cfg.fingerprints[int(unit)], cfg.storage_options)
+    stem = schema.output_stem(cfg, int(unit))
     keep = schema.read_keep(ctx.run, unit)
     counts = schema.read_counts(ctx.run, unit)
     out = output_folder(ctx)
     start = time.time()
-    with out.open_atomic(f"{unit}.tar") as stream:
-        writer = TarWriter(stream)
-        copy_kept(source, keep, writer, ctx.config.storage_options)
-        writer.close()
+    with out.open_atomic(f"{stem}.tar") as stream:
+        copied = copy_kept(source, keep, stream, cfg.storage_options)
+    metadata = _kept_metadata(ctx, unit, source)
+    if metadata is not None:
+        schema.write_table(out, metadata, f"{stem}.parquet")
     end = time.time()
     out.write_json(
         {
             "input_shard": source,
             "count": counts["input"],
             "successes": counts["kept"],
+            **_input_failures(source, cfg.storage_options),
             "pruned": counts["pruned"],
             "failed": counts["failed"],
             "heldout": counts["heldout"],
             "status_dict": counts["reasons"],
-            "bytes_written": writer.bytes_written,
+            "bytes_written": copied.bytes_written,
+            "duration": round(end - start, 3),
+            "start_time": start,
+            "end_time": end,
         },
-        f"{unit}_stats.json",
+        f"{stem}_stats.json",
     )
-    return {
-        "samples": counts["input"],
-        "kept": counts["kept"],
-        "bytes": writer.bytes_written,
-        "start_time": start,
-        "end_time": end,
-    }
+    return {"samples": counts["input"], "kept": counts["kept"], "bytes": copied.bytes_written}
 
 
 def clean_outputs(ctx: Context) -> None:
-    """Invalidated: the shards this stage wrote are stale."""
+    """Invalidated: the shards this stage wrote are stale (only those: the folder may hold
+    files of the user's beside them)."""
     out = output_folder(ctx)
-    for name in out.listdir():
-        if name.endswith((".tar", "_stats.json")):
+    for name in schema.output_names(ctx.config):
+        if name.endswith((".tar", "_stats.json", ".parquet")) and name != schema.DECISIONS:
             out.remove(name)

@@ -48,6 +48,13 @@ def check_locations(config) -> None:
         check_access(path, writable=True, storage_options=config.storage_options)
     if config.run_dir.rstrip("/") == config.output.rstrip("/"):
         raise CurateError("--run-dir must not be the output folder itself (default: OUTPUT/_run)")
+    stems: dict[str, str] = {}
+    for i, shard in enumerate(config.shards):
+        stem = schema.output_stem(config, i)
+        if stem in stems:
+            raise CurateError(f"the input shards {stems[stem]} and {shard} would both write "
+                              f"{stem}.tar: give shards of distinct names")  # fmt: skip
+        stems[stem] = shard
 
 
 def written_names(run: Folder, out: Folder) -> set[str]:
@@ -56,7 +63,7 @@ def written_names(run: Folder, out: Folder) -> set[str]:
     if run.exists(rundir.CONFIG):
         config = PruneConfig(**run.read_json(rundir.CONFIG)["config"])
         return schema.output_names(config) | {rundir.MARKER}
-    pattern = re.compile(r"^\d{5}(\.tar|_stats\.json)$")
+    pattern = re.compile(r"^\d+(\.tar|_stats\.json)$")
     found = {n for n in out.listdir() if pattern.match(n)}
     return found | {schema.SUMMARY, schema.DECISIONS, rundir.MARKER}
 
@@ -91,7 +98,7 @@ def previous_run(out: Folder, config, overwrite: bool) -> list[str]:
                 f"--run-dir {recorded} to resume it, or --overwrite to replace its outputs"
             )
         return []
-    return sorted(ours & set(entries))
+    return sorted(n for n in ours if out.exists(n))  # nested shard names too
 
 
 def check_run_dir(run: Folder) -> None:

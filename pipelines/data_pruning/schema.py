@@ -61,6 +61,7 @@ ROW_SCHEMA = pa.schema([
     ("status", pa.string()),
     ("error", pa.string()),
     ("key_hash", pa.uint64()),
+    ("uid", pa.string()),
 ])  # fmt: skip
 
 CONTENT_SCHEMA = pa.schema([f for f in ROW_SCHEMA if f.name not in ("id", "shard")])
@@ -337,8 +338,49 @@ def read_total_counts(run: Folder, units: list[str]) -> dict:
 
 # What a run writes in its output folder
 
+METADATA_FILES = ("classes.json", "dataset_info.json", "info.json", "README.md", "LICENSE")
+KEPT_UIDS = "kept_uids.npy"
+
+
+def input_root(shards: list[str]) -> str:
+    """The folder (or URL prefix) every input shard lies below: output names are the inputs'
+    paths relative to it, so a nested layout keeps its folders."""
+    parents = [s.rsplit("/", 1)[0] for s in shards]
+    root = parents[0]
+    for parent in parents[1:]:
+        while not (parent == root or parent.startswith(root.rstrip("/") + "/")):
+            if "/" not in root.rstrip("/"):
+                return ""
+            root = root.rstrip("/").rsplit("/", 1)[0]
+    return root
+
+
+def output_shard(config, index: int) -> str:
+    """The output name of input shard `index`: its path below the inputs' common folder, so
+    `00000000.tar` stays `00000000.tar` and `train/a/1.tar` stays `train/a/1.tar`."""
+    root = input_root(config.shards)
+    shard = config.shards[index]
+    return shard[len(root) :].lstrip("/") if root else shard.replace("://", "/").lstrip("/")
+
+
+def shard_stem(name: str) -> str:
+    """`a/000.tar` -> `a/000`; compressed shards keep their full stem (`000.tar.gz` -> `000`)."""
+    for suffix in (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar.zst", ".tar"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def output_stem(config, index: int) -> str:
+    """What the files of input shard `index` are named by in the output: `<stem>.tar`,
+    `<stem>_stats.json`, `<stem>.parquet`."""
+    return shard_stem(output_shard(config, index))
+
 
 def output_names(config) -> set[str]:
     """Every file a run under `config` writes in its output folder (the marker aside)."""
-    units = [unit_name(i) for i in range(len(config.shards))]
-    return {SUMMARY, DECISIONS} | {f"{u}.tar" for u in units} | {f"{u}_stats.json" for u in units}
+    names = {SUMMARY, DECISIONS, KEPT_UIDS, *METADATA_FILES}
+    for i in range(len(config.shards)):
+        stem = output_stem(config, i)
+        names |= {f"{stem}.tar", f"{stem}_stats.json", f"{stem}.parquet"}
+    return names

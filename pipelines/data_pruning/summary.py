@@ -8,8 +8,10 @@ import pyarrow.parquet as pq
 
 from curation import rundir
 from curation.stage import Context
-from pipelines.data_pruning import schema
+from curation.storage import Folder
+from pipelines.data_pruning import audit, schema
 from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.keeplist import uid_array, write_keep_list
 from pipelines.data_pruning.reshard import output_folder
 
 
@@ -22,6 +24,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
         for shard_unit in units:
             writer.write_table(schema.read_decisions(ctx.run, shard_unit))
     out.write_bytes(buffer.getvalue(), schema.DECISIONS)
+    kept_uids = _write_kept_uids(ctx, out, units)
     counts = [schema.read_counts(ctx.run, u) for u in units]
     totals = schema.sum_counts(counts)
     shard_errors, empty_shards = {}, []
@@ -32,6 +35,8 @@ def write_summary(ctx: Context, unit: str) -> dict:
         if stats["samples"] == 0:
             empty_shards.append(shard)
     valid = totals["kept"] + totals["pruned"]
+    rate_achieved = round(totals["pruned"] / valid, 6) if valid else 0.0
+    selection = schema.read_selection_record(ctx.run)
     summary = {
         "input_samples": totals["input"],
         "kept_samples": totals["kept"],
@@ -40,26 +45,61 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "heldout_samples": totals["heldout"],
         "valid_samples": valid,
         "rate_requested": cfg.rate,
-        "rate_achieved": round(totals["pruned"] / valid, 6) if valid else 0.0,
+        "rate_achieved": rate_achieved,
+        "explanation": audit.explanation(cfg, selection["notes"]),
+        "warnings": audit.warnings(cfg, selection["notes"], rate_achieved),
         "reasons": totals["reasons"],
         "metric": cfg.metric,
-        "model": cfg.model,
-        "pretrained": cfg.pretrained,
+        "model": None if cfg.embeddings else cfg.model,
+        "pretrained": None if cfg.embeddings else cfg.pretrained,
+        "embeddings": cfg.embeddings,
         "clusters": cfg.clusters,
         "seed": cfg.seed,
         "input_shards": len(cfg.shards),
-        "output_shards": [f"{u}.tar" for u in units],
+        "output_shards": [f"{schema.output_stem(cfg, i)}.tar" for i in range(len(units))],
+        "metadata_copied": _copy_metadata(cfg, out),
         "parameters": {"filter": cfg.filter, **CRITERIA[cfg.metric].parameter_values(cfg)},
-        **schema.read_selection_record(ctx.run),
+        **selection,
         "shard_errors": shard_errors,
         "empty_shards": empty_shards,
         "duplicate_keys": sum(c.get("duplicate_keys", 0) for c in counts),
+        "kept_uids": kept_uids,
     }
     out.write_json(summary, schema.SUMMARY)
     return {"samples": totals["input"]}
 
 
+def _copy_metadata(cfg, out) -> list[str]:
+    """Dataset-level files beside the inputs (classes.json...), copied as they are."""
+    root = schema.input_root(cfg.shards)
+    if not root:
+        return []
+    source = Folder(root, cfg.storage_options)
+    copied = []
+    for name in schema.METADATA_FILES:
+        if source.exists(name):
+            out.write_bytes(source.read_bytes(name), name)
+            copied.append(name)
+    return copied
+
+
+def _write_kept_uids(ctx: Context, out, units: list[str]) -> int | None:
+    """DataComp's keep-list of the kept samples, when the samples carry uids (None if not)."""
+    parts = []
+    for unit in units:
+        rows = schema.read_rows(ctx.run, unit, ["position", "uid"])
+        if rows["uid"].null_count == len(rows) and len(rows):
+            return None
+        kept = set(schema.read_keep(ctx.run, unit).tolist())
+        uids = [u for p, u in zip(rows["position"].to_pylist(), rows["uid"].to_pylist(),
+                                  strict=True) if p in kept and u]  # fmt: skip
+        parts.append(uid_array(uids))
+    if not any(len(p) for p in parts):
+        return None
+    return write_keep_list(out, parts, schema.KEPT_UIDS)
+
+
 def clean_summary(ctx: Context) -> None:
     out = output_folder(ctx)
-    for name in (schema.SUMMARY, schema.DECISIONS):
+    for name in (schema.SUMMARY, schema.DECISIONS, schema.KEPT_UIDS, *schema.METADATA_FILES):
         out.remove(name)

@@ -25,8 +25,11 @@ def _imported(path: Path) -> set[str]:
     return found
 
 
+TOP = {"api.py"}  # with cli/, the top of the house: the user's ways in, importing pipelines
+
+
 def test_the_engine_imports_no_pipeline_model_or_shard_format():
-    engine = [p for p in ENGINE.glob("*.py")]
+    engine = [p for p in ENGINE.glob("*.py") if p.name not in TOP]
     assert len(engine) >= 8
     for path in engine:
         assert not (_imported(path) & FORBIDDEN), path.name

@@ -55,7 +55,7 @@ def test_sigkill_mid_stage_then_rerun_gives_identical_outputs(stage, tmp_path, t
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert f"[{stage}] {done}/8 units" in resumed.stderr  # finished units were not redone
+    assert f"[{stage}] resuming: {done}/8 units already done" in resumed.stderr
     assert output_files(out) == output_files(reference)
     leftovers = [p for p in out.rglob("*") if ".tmp-" in p.name]
     assert leftovers == []

@@ -100,8 +100,9 @@ def _schedule(steps: ToySteps, params: dict) -> dict:
 
 
 def _files(folder) -> dict[str, bytes]:
+    """What the stages wrote, but the timed records (stats, run.log)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.parent.name not in ("stats",)}  # fmt: skip
+            if p.is_file() and p.parent.name != "stats" and p.name != "run.log"}  # fmt: skip
 
 
 def test_tasks_one_by_one_give_what_the_driver_gives(tmp_path):
@@ -114,6 +115,10 @@ def test_tasks_one_by_one_give_what_the_driver_gives(tmp_path):
     assert tasks.pop("config.json")
     assert tasks == _files(tmp_path / "driver")
     assert not (tmp_path / "tasks" / LEASE_NAME).exists()
+    lines = (tmp_path / "tasks" / "run.log").read_text().splitlines()
+    log = [line.split(" ", 1)[1] for line in lines]  # without the time stamps
+    assert log == ["square: start, 3 units, 0 already done", "square: end, 3/3 units",
+                   "total: start, 1 units, 0 already done", "total: end, 1/1 units"]  # fmt: skip
 
 
 def test_a_dying_unit_fails_its_task_and_its_retry_redoes_it_alone(tmp_path):

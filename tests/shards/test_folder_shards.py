@@ -12,7 +12,7 @@ import webdataset as wds
 
 from shards.folder import safe_key
 from tests.photos import real_images
-from tests.runs import cli_prune, curate
+from tests.runs import cli_prune, curate, samples_by_key
 
 TREE = [
     "bird house/a.jpg",
@@ -176,3 +176,30 @@ def test_loose_images_in_a_class_tree_are_refused(tmp_path, tree):
         expect=2,
     )
     assert "no class folder" in printed
+
+
+def test_overwrite_removes_only_what_the_command_wrote(tmp_path, tree):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.tar").write_bytes(b"not from curate")
+    args = ["shards", "from-folder", str(tmp_path / "tree"), "-o", str(out)]
+    for extra in ((), ("--overwrite",)):
+        assert "did not write" in curate(*args, *extra, expect=2)
+    (out / "mine.tar").rename(tmp_path / "mine.tar")
+    (out / "notes.txt").write_text("kept")
+    curate(*args)
+    curate(*args, "--overwrite")
+    assert (out / "notes.txt").read_text() == "kept"
+
+
+def test_shuffle_mixes_classes_and_is_seeded(tmp_path, tree):
+    def order(name: str, *extra: str) -> list[str]:
+        curate("shards", "from-folder", str(tmp_path / "tree"), "-o", str(tmp_path / name),
+               "--shard-size", "100", *extra)  # fmt: skip
+        return list(samples_by_key(tmp_path / name / "00000.tar"))
+
+    plain = order("plain")
+    shuffled = order("a", "--shuffle", "--seed", "3")
+    assert sorted(shuffled) == sorted(plain) and shuffled != plain
+    assert order("b", "--shuffle", "--seed", "3") == shuffled
+    assert order("c", "--shuffle", "--seed", "4") != shuffled

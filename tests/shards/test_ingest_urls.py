@@ -121,6 +121,12 @@ def test_download_records_every_url_and_feeds_prune(tmp_path, image_server, tiny
     assert summary["input_samples"] == 6
     assert summary["failed_samples"] == 0
 
+    (out / "notes.txt").write_text("mine")
+    curate("ingest", str(url_list), "--output", str(out), "--timeout", "1", "--shard-size", "8",
+           "--overwrite")  # fmt: skip
+    assert (out / "notes.txt").read_text() == "mine"  # --overwrite removes downloads only
+    assert sum(json.loads(p.read_text())["count"] for p in out.glob("*_stats.json")) == len(rows)
+
 
 def test_format_comes_from_the_suffix():
     assert input_format("a/urls.parquet") == "parquet"

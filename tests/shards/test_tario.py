@@ -5,7 +5,8 @@ import tarfile
 import pytest
 import webdataset as wds
 
-from shards.tario import ShardFormatError, TarWriter, iter_members, iter_samples, split_key
+from shards.members import split_key
+from shards.tario import ShardFormatError, TarWriter, iter_members, iter_samples
 
 
 def make_tar(members: list[tuple[str, bytes]], fmt=tarfile.PAX_FORMAT) -> bytes:

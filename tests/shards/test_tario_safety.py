@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from shards.tario import Member, Sample, ShardFormatError, TarWriter, is_safe_name, iter_samples
+from shards.members import Member, Sample, is_safe_name
+from shards.tario import ShardFormatError, TarWriter, iter_samples
 
 
 @pytest.mark.parametrize("name", ["a.jpg", "dir/a.jpg", "a..b.jpg", "..a.jpg", "x/..y/z.txt"])

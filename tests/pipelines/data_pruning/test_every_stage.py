@@ -10,14 +10,18 @@ from pipelines.data_pruning.pipeline import every_stage, is_barrier, stages
 
 
 def _configs():
-    for metric, ccs_score, keep in itertools.product(CRITERIA, ("prototypicality", "el2n"),
-                                                     ("hard", "easy")):  # fmt: skip
+    for metric, ccs_score, keep, embeddings in itertools.product(
+        CRITERIA, ("prototypicality", "el2n"), ("hard", "easy"), (None, "/data/emb")
+    ):
         yield PruneConfig(shards=["a.tar"], output="/tmp/out", rate=0.5, metric=metric,
-                          pretrained="random", ccs_score=ccs_score, keep=keep)  # fmt: skip
+                          pretrained="random", ccs_score=ccs_score, keep=keep,
+                          embeddings=embeddings)  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "config", list(_configs()), ids=lambda c: f"{c.metric}-{c.ccs_score}-{c.keep}"
+    "config",
+    list(_configs()),
+    ids=lambda c: f"{c.metric}-{c.ccs_score}-{c.keep}-{'given' if c.embeddings else 'model'}",
 )
 def test_every_config_runs_a_subsequence_of_the_union(config):
     union = [s.name for s in every_stage()]
@@ -29,8 +33,8 @@ def test_the_union_holds_each_stage_once_with_its_kind():
     union = every_stage()
     names = [s.name for s in union]
     assert len(names) == len(set(names))
-    assert names[:3] == ["embed", "cluster", "assign"] and names[-3:] == ["select", "reshard",
-                                                                          "summary"]  # fmt: skip
+    assert names[:5] == ["emb_parts", "emb_index", "embed", "cluster", "assign"]
+    assert names[-3:] == ["select", "reshard", "summary"]
     assert {"group", "dedup", "dbp_cluster", "dbp_assign", "el2n"} <= set(names)
     barriers = {s.name for s in union if is_barrier(s)}
     assert barriers == {"cluster", "el2n", "dbp_cluster", "select", "summary"}

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipelines.data_pruning.schema import shard_stem
 from shards.tario import ShardFormatError, iter_samples
 from tests.builders import add_member, image_bytes
 from tests.runs import cli_prune, cli_prune_args, curate, decisions
@@ -138,6 +139,11 @@ def messy_run(tmp_path_factory, tiny_clip):
     return {"root": root, "paths": paths, "summary": summary, "rows": rows, "by_shard": by_shard}
 
 
+def _stem(path) -> str:
+    """The output name of an input shard: its name, without the compression suffix."""
+    return shard_stem(path.name)
+
+
 def _status(rows: list[dict]) -> list[str]:
     return [r["status"] for r in rows]
 
@@ -149,8 +155,8 @@ def test_accounting_holds_overall_and_per_output_shard(messy_run):
         summary["kept_samples"] + summary["pruned_samples"] + summary["failed_samples"]
     )
     out = messy_run["root"] / "out"
-    for i, path in enumerate(sorted(messy_run["paths"].values())):
-        stats = json.loads((out / f"{i:05d}_stats.json").read_text())
+    for path in sorted(messy_run["paths"].values()):
+        stats = json.loads((out / f"{_stem(path)}_stats.json").read_text())
         shard_rows = [r for r in rows if r["shard"] == str(path)]
         assert stats["count"] == len(shard_rows)
         assert stats["count"] == stats["successes"] + stats["pruned"] + stats["failed"]
@@ -183,14 +189,19 @@ def test_sample_without_image_member_fails(messy_run):
     assert failed[0]["detail"] == "no image member (has cls, txt)"
 
 
-def test_duplicate_keys_are_both_processed_and_noted(messy_run):
+def test_a_key_repeated_within_a_shard_fails_and_is_noted(messy_run):
+    """Written next to the first (whatever lay between them pruned), webdataset would merge
+    the two samples or raise: the repeat fails; across shards both are processed."""
     rows = messy_run["by_shard"]["dup_in_shard"]
     assert [r["key"] for r in rows] == ["d0", "d1", "d0", "d2", "d2"]
-    assert all(s != "failed" for s in _status(rows))
+    assert _status(rows).count("failed") == 2
+    assert [r["status"] == "failed" for r in rows] == [False, False, True, False, True]
+    assert "repeats the key of the sample at position 0" in rows[2]["detail"]
+    assert "repeats the key of the sample at position 3" in rows[4]["detail"]
     noted = [r["position"] for r in rows if r["detail"] and "duplicate key" in r["detail"]]
     assert noted == [2, 4]
     across = messy_run["by_shard"]["dup_across"][0]
-    assert across["key"] == "g000"
+    assert across["key"] == "g000" and across["status"] != "failed"
     assert f"first seen in {messy_run['paths']['good']} at position 0" in across["detail"]
     assert messy_run["summary"]["duplicate_keys"] == 3
 
@@ -225,8 +236,7 @@ def test_gzip_shard_is_read_and_written_as_plain_tar(messy_run):
     rows = messy_run["by_shard"]["gzip"]
     assert [r["key"] for r in rows] == [f"c{i:03d}" for i in range(5)]
     assert all(s != "failed" for s in _status(rows))
-    index = sorted(messy_run["paths"].values()).index(messy_run["paths"]["gzip"])
-    output = messy_run["root"] / "out" / f"{index:05d}.tar"
+    output = messy_run["root"] / "out" / f"{_stem(messy_run['paths']['gzip'])}.tar"
     assert output.read_bytes()[:2] != b"\x1f\x8b"
     with tarfile.open(output, "r:") as tar:  # plain, uncompressed
         assert len(tar.getnames()) == 2 * _status(rows).count("kept")
@@ -253,7 +263,7 @@ def test_large_images_are_bounded_and_the_bomb_guard_stays_on(messy_run):
 
 def test_output_holds_exactly_the_kept_samples_byte_for_byte(messy_run):
     out = messy_run["root"] / "out"
-    for i, path in enumerate(sorted(messy_run["paths"].values())):
+    for path in sorted(messy_run["paths"].values()):
         kept = {
             r["position"]
             for r in messy_run["rows"]
@@ -261,7 +271,7 @@ def test_output_holds_exactly_the_kept_samples_byte_for_byte(messy_run):
         }
         with open(path, "rb") as f:
             source = _read_all(f)
-        with open(out / f"{i:05d}.tar", "rb") as f:
+        with open(out / f"{_stem(path)}.tar", "rb") as f:
             written = _read_all(f)
         assert [s.members for s in written] == [s.members for s in source if s.position in kept]
 
@@ -283,8 +293,8 @@ def test_nothing_is_written_outside_the_output_folder(messy_run):
     assert not [p for p in root.parent.rglob("*") if p.name in ("evil.jpg", "escaped.jpg")]
     assert not os.path.exists("/etc/evil.jpg")
     expected = {".curate-run.json", "_run", "decisions.parquet", "summary.json"}
-    for i in range(len(messy_run["paths"])):
-        expected |= {f"{i:05d}.tar", f"{i:05d}_stats.json"}
+    for path in messy_run["paths"].values():
+        expected |= {f"{_stem(path)}.tar", f"{_stem(path)}_stats.json"}
     assert {p.name for p in (root / "out").iterdir()} == expected
 
 

@@ -103,7 +103,7 @@ def test_undecodable_image_fails_that_sample_only(tmp_path, tiny_clip, shards):
     assert table.loc["bad", "status"] == "failed"
     assert "cannot decode bad.jpg" in table.loc["bad", "detail"]
     assert "no image member" in table.loc["caption-only", "detail"]
-    assert samples_by_key(out / "00003.tar") == {}
+    assert samples_by_key(out / "broken.tar") == {}
 
 
 @pytest.mark.parametrize("given", ["run directory", "output folder"])
