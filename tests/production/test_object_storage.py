@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import curation.api
 from tests.production.storage import s3_filesystem, s3_names, s3_outputs, s3_shards
 from tests.runs import REPO, assert_one_line_error, cli, cli_prune_args, curate, output_files
 from tests.services import moto_server, s3_environment
@@ -39,9 +40,11 @@ def test_storage_options_alone_reach_the_store_for_every_command(
     given = ("--storage-options", json.dumps({"endpoint_url": s3.endpoint}))
     curate(*cli_prune_args(shards, s3.url("out"), tiny_clip, *given))
     assert "summary.json" in s3_names(s3, "out")
+    stages = json.loads(s3_outputs(s3, "out", "_run")["config.json"])["stages"]
     status = curate("status", s3.url("out"), *given)
-    assert status.count(" done ") == len(json.loads(s3_outputs(s3, "out", "_run")["config.json"])
-                                         ["stages"])  # fmt: skip
+    assert status.count(" done ") == len(stages)
+    api = curation.api.status(s3.url("out"), {"endpoint_url": s3.endpoint})
+    assert [s["state"] for s in api] == ["done"] * len(stages)
     report = curate("report", s3.url("out"), *given, "--clusters", "2", "--per-side", "2")
     assert report.strip() == s3.url("out", "_run", "report.html")
     page = s3_outputs(s3, "out", "_run")["report.html"].decode()
