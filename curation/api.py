@@ -25,11 +25,13 @@ def prune(shards: str | list[str], output: str, rate: float, *, overwrite: bool 
     return run(prune_config(patterns, output, rate=rate, **options), overwrite=overwrite)
 
 
-def status(run_dir: str) -> list[dict]:
-    """Each stage's progress (`curate status`), the run directory or its output folder."""
+def status(run_dir: str, storage_options: dict | None = None) -> list[dict]:
+    """Each stage's progress (`curate status`), the run directory or its output folder; a
+    remote one with the storage options its run was given (or the environment's)."""
     from dataclasses import asdict
 
     from curation import rundir
     from curation.status import read_status
 
-    return [asdict(s) | {"state": s.state} for s in read_status(rundir.resolve(run_dir))]
+    run = rundir.resolve(run_dir, storage_options)
+    return [asdict(s) | {"state": s.state} for s in read_status(run)]

@@ -64,6 +64,15 @@ def finish_stage(stage: Stage, ctx: Context, failures: list[tuple[str, BaseExcep
     )
 
 
+def run_one(stage: Stage, unit: str, ctx: Context, executor: Executor) -> dict:
+    """One unit on an executor, for a scheduler that runs units itself: its stats, or its
+    exception raised."""
+    ((_, result),) = list(executor.map(stage, [unit], ctx))
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 def run_stage(stage: Stage, ctx: Context, executor: Executor, digest: str) -> None:
     pending = prepare_stage(stage, ctx, digest)
     units = rundir.read_units(ctx.run, stage.name) or []

@@ -6,9 +6,10 @@ Each option is declared once, as a pydantic field with its type, default and hel
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError, WithJsonSchema
 
 from curation.errors import CurateError
 
@@ -62,11 +63,18 @@ def numbers(value):
         raise ValueError(f"takes numbers separated by commas, got {value!r}") from None
 
 
-Count = Annotated[int, AfterValidator(at_least_one)]
-Natural = Annotated[int, AfterValidator(non_negative)]
-Positive = Annotated[float, AfterValidator(positive)]
-Fraction = Annotated[float, AfterValidator(fraction)]
-OpenFraction = Annotated[float, AfterValidator(open_fraction)]
+def _bounded(kind: type, check: Callable, **bounds: float) -> Any:
+    """`kind` checked by `check`, its JSON schema stating the same bounds (for the forms
+    generated from a config, such as Airflow's params)."""
+    schema = {"type": "integer" if kind is int else "number", **bounds}
+    return Annotated[kind, AfterValidator(check), WithJsonSchema(schema)]
+
+
+Count = _bounded(int, at_least_one, minimum=1)
+Natural = _bounded(int, non_negative, minimum=0)
+Positive = _bounded(float, positive, exclusiveMinimum=0)
+Fraction = _bounded(float, fraction, minimum=0, exclusiveMaximum=1)
+OpenFraction = _bounded(float, open_fraction, exclusiveMinimum=0, exclusiveMaximum=1)
 FloatList = Annotated[list[float], BeforeValidator(numbers)]
 NameList = Annotated[list[str], BeforeValidator(comma_separated)]
 

@@ -18,6 +18,9 @@ What is guaranteed, and what is not:
   most that long for a run that calls `check()` between steps.
 - Staleness compares heartbeat times written by one host's clock with another's: clocks must
   agree to well within the TTL.
+
+A run made of separate tasks (an Airflow DAG run) holds a `TaskLease` instead: its token is
+the run's name, each task renews it and beats while it runs, and it goes stale only by age.
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from curation.errors import CurateError
 from curation.storage import Folder
 
 LEASE_NAME = ".curate-lease.json"
+TASK_TTL_S = 3600.0  # a task lease outlives the longest wait for a free scheduler slot
+TASK_INTERVAL_S = 60.0
 
 
 def _pid_namespace() -> str:
@@ -100,16 +106,30 @@ class Lease:
 
     def acquire(self) -> Lease:
         """Take the lease, or raise `CurateError` naming the live owner."""
+        self._take()
+        self._start_heartbeat()
+        return self
+
+    def _start_heartbeat(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+
+    def _stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _take(self) -> None:
+        """Create the lease file, taking over a stale one; `held` once it is ours."""
         for _ in range(3):  # a racing takeover may need another look
             if self._create():
                 time.sleep(self.settle)
                 record = self._read()
                 if record is not None and record["token"] == self.token:
                     self.held = True
-                    self._stop = threading.Event()
-                    self._thread = threading.Thread(target=self._beat, daemon=True)
-                    self._thread.start()
-                    return self
+                    return
                 if record is not None:
                     raise CurateError(self._busy(record))
                 continue
@@ -134,12 +154,13 @@ class Lease:
     def release(self) -> None:
         """Stop the heartbeat and remove the lease file if it is still ours. Never raises: a
         lease that cannot be removed goes stale after its TTL."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._stop_heartbeat()
         if not self.held:
             return
         self.held = False
+        self._remove_own()
+
+    def _remove_own(self) -> None:
         try:
             record = self._read()
             if record is not None and record["token"] == self.token:
@@ -202,7 +223,8 @@ class Lease:
             record.get("host") == socket.gethostname()
             and record.get("pid_namespace") == _pid_namespace()
         )
-        if same_machine and not _pid_alive(int(record["pid"])):
+        task_run = "holder" in record  # its tasks come and go: no process to look for
+        if same_machine and not task_run and not _pid_alive(int(record["pid"])):
             return f"pid {record.get('pid')} on this host is gone"
         age = time.time() - float(record["heartbeat"])
         if age > float(record["ttl"]):
@@ -214,8 +236,9 @@ class Lease:
 
     def _busy(self, record: dict) -> str:
         age = max(0.0, time.time() - float(record["heartbeat"]))
+        holder = f"{record['holder']}, " if "holder" in record else ""
         return (
-            f"{self.folder.url} is being written by another curate run (host "
+            f"{self.folder.url} is being written by another curate run ({holder}host "
             f"{record.get('host')}, pid {record.get('pid')}, since {record.get('started')}; "
             f"last heartbeat {age:.0f} s ago): wait for it to finish, or remove {self.url} if "
             "that run is dead"
@@ -249,3 +272,61 @@ class Lease:
     def _lose(self, reason: str) -> None:
         self.lost = reason
         print(f"curate: lost the lease {self.url}: {reason}", file=sys.stderr)
+
+
+class TaskLease(Lease):
+    """The lease of a run whose steps are separate tasks (an Airflow DAG run): no process lives
+    as long as the run, so the token is the run's own name, given by the scheduler. A retried
+    first task takes the lease again, each task `holding()` it renews it (and keeps a heartbeat
+    while it runs), and the last task releases it. It goes stale when no task has renewed it
+    for `ttl` seconds (the longest wait between two tasks of the run), never because the
+    process that wrote it is gone."""
+
+    def __init__(self, folder: Folder, token: str, holder: str, ttl: float = TASK_TTL_S,
+                 interval: float = TASK_INTERVAL_S, settle: float | None = None):  # fmt: skip
+        super().__init__(folder, ttl=ttl, interval=interval, settle=settle)
+        self.token = token
+        self.holder = holder
+        self._started: str | None = None
+
+    def acquire(self) -> TaskLease:
+        """Take the lease, or take it again when it is this run's already."""
+        record = self._read()
+        if record is not None and record["token"] == self.token:
+            self._renew(record)
+        else:
+            self._take()
+        return self
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[TaskLease]:
+        """For one task: renew the lease (raise if it is no longer this run's), keep its
+        heartbeat while the task runs, and raise at the end if it was lost meanwhile."""
+        self._renew(self._read())
+        self._start_heartbeat()
+        try:
+            yield self
+        finally:
+            self._stop_heartbeat()
+        self.check()
+
+    def release(self) -> None:
+        """Remove the lease if it is this run's (any task of the run may); never raises."""
+        self._stop_heartbeat()
+        self.held = False
+        self._remove_own()
+
+    def _renew(self, record: dict | None) -> None:
+        if record is None or record["token"] != self.token:
+            owner = "removed" if record is None else f"now held by pid {record.get('pid')}"
+            self.lost = f"lease file {owner}"
+            self.check()
+        self._started = record["started"]
+        self.held = True
+        self.folder.write_bytes(self._encode(), LEASE_NAME)
+
+    def _record(self) -> dict:
+        record = {**super()._record(), "holder": self.holder}
+        if self._started is not None:
+            record["started"] = self._started
+        return record

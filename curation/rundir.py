@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from curation.errors import CurateError
-from curation.storage import Folder
+from curation.storage import Folder, check_access
 
 CONFIG = "config.json"
 MARKER = ".curate-run.json"  # in an output folder: names the run directory that writes it
@@ -38,12 +38,15 @@ def read_config(run: Folder) -> dict:
     return run.read_json(CONFIG)
 
 
-def resolve(path: str) -> Folder:
+def resolve(path: str, storage_options: dict | None = None) -> Folder:
     """The run directory at `path`, or the one named by the marker of the output folder at
-    `path`, so that commands accept either."""
-    folder = Folder(path)
+    `path`, so that commands accept either. A remote one is checked first, so that missing
+    credentials or an unreachable store are one line that says what to set."""
+    if "://" in path:
+        check_access(path, writable=False, storage_options=storage_options)
+    folder = Folder(path, storage_options)
     if not folder.exists(CONFIG) and folder.exists(MARKER):
-        return Folder(folder.read_json(MARKER)["run_dir"])
+        return Folder(folder.read_json(MARKER)["run_dir"], storage_options)
     return folder
 
 

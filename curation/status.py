@@ -43,7 +43,7 @@ def read_status(run: Folder) -> list[StageStatus]:
     """Every stage of the run, then those of the runs nested in it (`validate/train`...)."""
     found = [_stage_status(run, name, name) for name in rundir.stage_names(run)]
     for nested in rundir.nested_runs(run):
-        inner = Folder(run.url_of(nested))
+        inner = Folder(run.url_of(nested), run.storage_options)
         found += [_stage_status(inner, name, f"{nested}/{name}")
                   for name in rundir.stage_names(inner)]  # fmt: skip
     return found

@@ -275,8 +275,9 @@ class Folder:
             f.write(data)
 
     def read_bytes(self, *parts: str) -> bytes:
-        with self.fs.open(self.path(*parts), "rb") as f:
-            return f.read()
+        """One GET on an object store: a file opened for reading there fails when another
+        process replaces it before the read (a heartbeat, a retried unit's stats)."""
+        return self.fs.cat_file(self.path(*parts))
 
     def write_json(self, obj: Any, *parts: str) -> None:
         self.write_bytes(json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n", *parts)

@@ -51,11 +51,12 @@ def _row(
     }
 
 
-def sweep(run_dir: str, config: ValidationConfig, plan: SweepPlan) -> dict:
+def sweep(run_dir: str, config: ValidationConfig, plan: SweepPlan,
+          storage_options: dict | None = None) -> dict:  # fmt: skip
     """Every metric of the plan at every rate; returns sweep.json."""
     start = time.time()
     rates, metrics, kd = plan.rates, plan.metrics, plan.kd
-    run = open_run(run_dir, ("embed", "assign"))
+    run = open_run(run_dir, ("embed", "assign"), storage_options)
     samples = run.samples()
     compare = Comparison(run, samples, config)
     seeds = config.seed_list

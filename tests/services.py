@@ -180,8 +180,9 @@ def _dask(*args: str) -> list[str]:
 
 
 @contextmanager
-def dask_cluster_on_localhost(workers: int = 2, dashboard: bool = False) -> Iterator[DaskCluster]:
-    """`dask scheduler` and `workers` single-threaded `dask worker --no-nanny` processes.
+def dask_cluster_on_localhost(workers: int = 2, dashboard: bool = False,
+                              nthreads: int = 1) -> Iterator[DaskCluster]:  # fmt: skip
+    """`dask scheduler` and `workers` `dask worker --no-nanny` processes of `nthreads` threads.
     No nanny, so a SIGKILLed worker stays dead and its tasks move to the others (operators keep
     the nanny, which restarts it). Workers import this checkout (PYTHONPATH)."""
     from distributed import Client
@@ -202,7 +203,7 @@ def dask_cluster_on_localhost(workers: int = 2, dashboard: bool = False) -> Iter
         cluster = DaskCluster(address, None)
         for i in range(workers):
             command = _dask(
-                "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                "worker", address, "--nthreads", str(nthreads), "--no-nanny", "--no-dashboard",
                 "--host", "127.0.0.1", "--name", f"worker-{i}",
             )  # fmt: skip
             cluster.workers.append(stack.enter_context(service(command, env))[0])

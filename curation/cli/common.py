@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import Annotated
 
 import typer
 
 from curation.errors import CurateError
+
+# For the commands that read a run: the options its `curate prune` was given (config.json
+# records them with their secrets masked).
+StorageOptions = Annotated[
+    str | None,
+    typer.Option(
+        help="fsspec options for the run's URLs, as JSON (endpoint_url, key, secret, anon...), "
+        "as given to `curate prune`; credentials may also come from the environment."
+    ),
+]
 
 
 def user_errors(command):

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from curation.cli.common import user_errors
+from curation.cli.common import StorageOptions, user_errors
 from curation.cli.options import command
 from curation.cli.validation import run_validation, validation_config
 from pipelines.data_pruning.config import PruneConfig, prune_config
@@ -34,7 +34,7 @@ def _prune(
     summary = run_prune(config, overwrite=overwrite)
     _print_summary(summary, config)
     if validate_after:
-        run_validation(config.run_dir, validation_config())
+        run_validation(config.run_dir, validation_config(), config.storage_options)
 
 
 prune = user_errors(command(_prune, PruneConfig))
@@ -86,12 +86,14 @@ def _print_classes(console: Console, classes: list[dict]) -> None:
 @user_errors
 def status(
     run_dir: Annotated[str, typer.Argument(help="A run directory, or the output folder of a run.")],
+    storage_options: StorageOptions = None,
 ) -> None:
     """Print each stage's progress from the run directory."""
     from curation import rundir
     from curation.status import read_status
+    from curation.storage import storage_options as parse_options
 
-    run = rundir.resolve(run_dir)
+    run = rundir.resolve(run_dir, parse_options(storage_options))
     table = Table(title=f"curate run {run.url}")
     for column in ("stage", "units", "samples", "seconds", "samples/s", "errors", "state"):
         table.add_column(column)

@@ -8,9 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from curation.cli.common import user_errors
+from curation.cli.common import StorageOptions, user_errors
 from curation.cli.options import command
 from curation.fields import validated
+from curation.storage import storage_options as parse_options
 from pipelines.validation.config import SweepPlan, ValidationConfig
 
 RunArgument = Annotated[
@@ -22,11 +23,11 @@ def validation_config(**fields) -> ValidationConfig:
     return validated(ValidationConfig, **fields)
 
 
-def run_validation(run_dir: str, config: ValidationConfig) -> None:
+def run_validation(run_dir: str, config: ValidationConfig, storage: dict | None = None) -> None:
     from pipelines.validation.compare import format_accuracy
     from pipelines.validation.validate import validate as run_validate
 
-    results = run_validate(run_dir, config)
+    results = run_validate(run_dir, config, storage)
     table = Table(title=f"curate validate: {results['metric']} at rate {results['rate']}")
     for column in ("trained on", "samples", "KD alpha", "held-out top-1"):
         table.add_column(column)
@@ -46,20 +47,20 @@ def run_validation(run_dir: str, config: ValidationConfig) -> None:
     )
 
 
-def _validate(run_dir: RunArgument, **options) -> None:
+def _validate(run_dir: RunArgument, storage_options: StorageOptions = None, **options) -> None:
     """Train on the kept set, the full set and a random subset of the same size, without and
     with KD, at matched compute; print held-out top-1 accuracy."""
-    run_validation(run_dir, validation_config(**options))
+    run_validation(run_dir, validation_config(**options), parse_options(storage_options))
 
 
-def _sweep(run_dir: RunArgument, **options) -> None:
+def _sweep(run_dir: RunArgument, storage_options: StorageOptions = None, **options) -> None:
     """Rates x metrics (x KD) from the run's embeddings and clusters, never recomputed: a
     table (CSV, markdown) and the pruning curve (PNG) in RUN_DIR/sweep."""
     from pipelines.sweep import results_markdown
     from pipelines.sweep import sweep as run_sweep
 
     plan = validated(SweepPlan, **{k: options.pop(k) for k in SweepPlan.model_fields})
-    result = run_sweep(run_dir, validation_config(**options), plan)
+    result = run_sweep(run_dir, validation_config(**options), plan, parse_options(storage_options))
     print(results_markdown(result))
     print(
         f"{len(result['rows'])} results in {result['seconds']} s: "
@@ -83,8 +84,10 @@ def report(
         int, typer.Option(help="Kept and pruned thumbnails shown per cluster.")
     ] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the gallery's choice.")] = 0,
+    storage_options: StorageOptions = None,
 ) -> None:
     """One self-contained HTML page: counts, clusters, plots, kept and pruned samples."""
     from pipelines.report.build import build_report
 
-    print(build_report(run_dir, output, clusters, per_side, seed))
+    storage = parse_options(storage_options)
+    print(build_report(run_dir, output, clusters, per_side, seed, storage))

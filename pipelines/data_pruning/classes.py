@@ -14,10 +14,10 @@ LOW_SHARE = 0.5  # a class keeping less than this fraction of its proportional s
 UNLABELLED = -1
 
 
-def class_names(shards: list[str]) -> dict[int, str]:
+def class_names(shards: list[str], storage_options: dict | None = None) -> dict[int, str]:
     """Label -> name from `classes.json` (name -> index, as `curate shards` writes it) beside
     the first input shard; empty when there is none."""
-    folder = Folder(posixpath.dirname(shards[0]) or ".")
+    folder = Folder(posixpath.dirname(shards[0]) or ".", storage_options)
     try:
         if not folder.exists(CLASS_INDEX):
             return {}

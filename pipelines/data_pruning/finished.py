@@ -53,11 +53,14 @@ class FinishedRun:
         return schema.read_total_counts(self.run, self.units)
 
 
-def open_run(path: str, stages: tuple[str, ...] = ("embed", "assign", "select")) -> FinishedRun:
+def open_run(path: str, stages: tuple[str, ...] = ("embed", "assign", "select"),
+             storage_options: dict | None = None) -> FinishedRun:  # fmt: skip
     """The run at `path` (a run directory or its output folder), once `stages` have finished
-    every unit; a user error otherwise."""
-    run = rundir.resolve(path)
-    config = PruneConfig(**rundir.read_config(run)["config"])
+    every unit; a user error otherwise. Its config reads the shards and the output with
+    `storage_options` (config.json masks the secrets of the run's own)."""
+    options = storage_options or {}
+    run = rundir.resolve(path, options)
+    config = PruneConfig(**{**rundir.read_config(run)["config"], "storage_options": options})
     for stage in stages:
         if not rundir.is_complete(run, stage):
             raise CurateError(

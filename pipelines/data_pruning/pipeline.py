@@ -4,6 +4,9 @@ imports no stage module: each is named by path and imported by the worker that r
 
 from __future__ import annotations
 
+import itertools
+from typing import Literal, get_args, get_origin
+
 from curation.stage import Lazy, Stage
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.criteria import CRITERIA, loaders
@@ -102,3 +105,50 @@ def stages(config) -> list[Stage]:
         _stage("summary", schema.barrier_unit, "summary", "write_summary", _output_params,
                clean=Lazy("pipelines.data_pruning.summary:clean_summary")),
     ]  # fmt: skip
+
+
+def _choices(annotation) -> tuple:
+    """The values of an option that can change the stages: a Literal's; an optional option's
+    given or not (1 stands for given: stages depend only on whether it is None)."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    return (None, 1) if type(None) in get_args(annotation) else ()
+
+
+def _templates() -> list:
+    """A config for each way the stages can differ: embedded by a model or read from
+    precomputed embeddings, times each criterion with each combination of its options' choices
+    (a Literal's values, an optional option given or not), which are what its scoring stages
+    may depend on."""
+    from pipelines.data_pruning.config import PruneConfig
+
+    found = []
+    for embeddings, (name, criterion) in itertools.product((None, "given"), CRITERIA.items()):
+        fixed = {o: _choices(a) for o, (a, _) in criterion.options.items() if _choices(a)}
+        for values in itertools.product(*fixed.values()):
+            choice = dict(zip(fixed, values, strict=True))
+            found.append(PruneConfig.model_construct(metric=name, embeddings=embeddings, **choice))
+    return found
+
+
+def every_stage() -> list[Stage]:
+    """Every stage some config runs, in pipeline order: what a scheduler that lays out a run
+    before it sees the config (an Airflow DAG) holds."""
+    union: list[Stage] = []
+    lists = [stages(config) for config in _templates()]
+    for found in lists:
+        for i, stage in enumerate(found):
+            names = [s.name for s in union]
+            if stage.name not in names:
+                at = names.index(found[i - 1].name) + 1 if i else 0
+                union.insert(at, stage)
+    order = [s.name for s in union]
+    for found in lists:
+        positions = [order.index(s.name) for s in found]
+        if positions != sorted(positions):
+            raise TypeError(f"two configs order their stages differently: {order}")
+    return union
+
+
+def is_barrier(stage: Stage) -> bool:
+    return stage.units is schema.barrier_unit

@@ -4,6 +4,9 @@ Everything that can be wrong with the request (where it writes, access to storag
 the device, labels or captions the criterion needs, the Dask scheduler) is checked before any
 folder is created; a second run on the same output is refused by a lease; `--overwrite`
 removes only the files a previous curate run wrote there.
+
+`prune` is a few steps (`check_request`, `begin`, the stages, `abandon`) that the tasks of a
+scheduled run (`pipelines.data_pruning.tasks`, the Airflow DAG) call one by one.
 """
 
 from __future__ import annotations
@@ -109,35 +112,65 @@ def check_run_dir(run: Folder) -> None:
         )
 
 
-def prune(config, overwrite: bool = False) -> dict:
-    """Run (or resume) the pipeline; returns the summary."""
-    pipeline = stages(config)
+def folders(config) -> tuple[Folder, Folder]:
+    """The output folder and the run directory."""
+    return (Folder(config.output, config.storage_options),
+            Folder(config.run_dir, config.storage_options))  # fmt: skip
+
+
+def check_request(config, overwrite: bool) -> list[str]:
+    """Everything about the request that can be wrong, checked before anything is created;
+    returns the files of a previous run that `--overwrite` replaces."""
     check_locations(config)
     preflight(config)
-    out = Folder(config.output, config.storage_options)
-    run = Folder(config.run_dir, config.storage_options)
+    out, run = folders(config)
     replaced = previous_run(out, config, overwrite)
     check_run_dir(run)
+    return replaced
+
+
+def created_folders(config) -> dict[str, bool]:
+    """Which of the output folder and the run directory this run creates (by URL), so that a
+    run that can produce nothing removes only those."""
+    return {folder.url: not folder.exists() for folder in folders(config)}
+
+
+def begin(config, replaced: list[str]) -> None:
+    """With the lease held: the previous run's files replaced, leftovers of killed writes
+    dropped, the output marked as this run's and the run recorded."""
+    out, run = folders(config)
+    _replace(out, replaced)
+    out.remove_temporaries()  # a killed reshard may have left a half-written shard
+    out.write_json({"run_dir": config.run_dir}, rundir.MARKER)
+    record = config.model_dump() | {"storage_options": public_options(config.storage_options)}
+    rundir.write_config(run, NAME, record, stage_digests(stages(config), config), versions())
+
+
+def abandon(config, created: dict[str, bool]) -> None:
+    """Nothing can come of this input: leave nothing of the run behind."""
+    out, run = folders(config)
+    if created[run.url]:
+        run.remove()
+    if created[out.url]:
+        out.remove()
+    else:
+        for name in [*schema.output_names(config), rundir.MARKER]:
+            out.remove(name)
+
+
+def prune(config, overwrite: bool = False) -> dict:
+    """Run (or resume) the pipeline; returns the summary."""
+    replaced = check_request(config, overwrite)
     executor = make_executor(config.executor, config.workers, config.scheduler)
-    created = {folder.url: not folder.exists() for folder in (out, run)}
+    out, run = folders(config)
+    created = created_folders(config)
     try:
         out.makedirs()
         with Lease(out) as lease:
-            _replace(out, replaced)
-            out.remove_temporaries()  # a killed reshard may have left a half-written shard
-            out.write_json({"run_dir": config.run_dir}, rundir.MARKER)
-            record = config.model_dump() | {"storage_options": public_options(
-                config.storage_options)}  # fmt: skip
-            rundir.write_config(run, NAME, record, stage_digests(pipeline, config), versions())
-            run_stages(pipeline, Context(run, config), executor, lease.check)
-    except NoResultError:  # nothing can come of this input: leave nothing of it behind
-        if created[run.url]:
-            run.remove()
-        if created[out.url]:
-            out.remove()
-        else:
-            for name in [*schema.output_names(config), rundir.MARKER]:
-                out.remove(name)
+            begin(config, replaced)
+            run_stages(stages(config), Context(run, config), executor, lease.check)
+    except NoResultError:
+        abandon(config, created)
         raise
     finally:
         executor.close()

@@ -41,7 +41,10 @@ def write_summary(ctx: Context, unit: str) -> dict:
     selection = schema.read_selection_record(ctx.run, units)
     if "el2n" in loaders(cfg):
         _probe_notes(selection["notes"], schema.read_el2n_record(ctx.run))
-    classes = class_table([schema.read_tallies(ctx.run, u) for u in units], class_names(cfg.shards))
+    classes = class_table(
+        [schema.read_tallies(ctx.run, u) for u in units],
+        class_names(cfg.shards, cfg.storage_options),
+    )
     by_class = class_warnings(classes)
     summary = {
         "input_samples": totals["input"],

@@ -113,7 +113,8 @@ def _plots(content: ReportContent) -> str:
 
 def _galleries(content: ReportContent, clusters: int, per_side: int, seed: int) -> str:
     chosen = choose_samples(content.decisions, clusters, per_side, seed)
-    found = thumbnails(chosen, content.run.config.shards)
+    config = content.run.config
+    found = thumbnails(chosen, config.shards, config.storage_options)
     sizes = content.clusters.set_index("cluster")["size"]
     return "".join(gallery(c, int(sizes.get(c, 0)), items) for c, items in found.items())
 
@@ -146,11 +147,10 @@ def render(content: ReportContent, clusters: int = 8, per_side: int = 6, seed: i
     return page("curate report", meta, sections)
 
 
-def build_report(
-    run_dir: str, output: str | None = None, clusters: int = 8, per_side: int = 6, seed: int = 0
-) -> str:
+def build_report(run_dir: str, output: str | None = None, clusters: int = 8, per_side: int = 6,
+                 seed: int = 0, storage_options: dict | None = None) -> str:  # fmt: skip
     """Write the report (default `RUN/report.html`); returns where it went."""
-    run = open_run(run_dir)
+    run = open_run(run_dir, storage_options=storage_options)
     html = render(gather(run), clusters, per_side, seed)
     if output is None:
         run.run.write_bytes(html.encode(), REPORT_FILE)

@@ -72,7 +72,7 @@ def _json_or_none(folder: Folder, *parts: str) -> dict | None:
 
 
 def gather(run: FinishedRun) -> ReportContent:
-    output = Folder(run.config.output)
+    output = Folder(run.config.output, run.config.storage_options)
     summary = _json_or_none(output, schema.SUMMARY)
     decisions = load_decisions(run)
     curve = (

@@ -86,13 +86,15 @@ def _text(sample) -> str | None:
     return None if txt is None else bytes(txt.data[:400]).decode("utf-8", "replace")
 
 
-def thumbnails(chosen: dict[int, pd.DataFrame], shards: list[str]) -> dict[int, list[Thumbnail]]:
+def thumbnails(chosen: dict[int, pd.DataFrame], shards: list[str],
+               storage_options: dict | None = None) -> dict[int, list[Thumbnail]]:  # fmt: skip
     """Read every chosen sample in one pass per shard."""
     everything = pd.concat(chosen.values()) if chosen else pd.DataFrame()
     uris: dict[tuple[int, int], str] = {}
     captions: dict[tuple[int, int], str | None] = {}
     for shard, group in everything.groupby("shard_index") if len(everything) else []:
-        for sample in pick_samples(shards[int(shard)], group["position"].astype(int)):
+        positions = group["position"].astype(int)
+        for sample in pick_samples(shards[int(shard)], positions, storage_options):
             image = sample.get(*IMAGE_EXTENSIONS)
             if image is not None:
                 uris[(int(shard), sample.position)] = thumbnail_uri(image.data)

@@ -90,7 +90,7 @@ def load_images(run: FinishedRun, rows: np.ndarray, size: int) -> torch.Tensor:
         where = {
             int(p): i for i, p in zip(np.flatnonzero(shard == s), position[shard == s], strict=True)
         }
-        for sample in pick_samples(run.config.shards[int(s)], where):
+        for sample in pick_samples(run.config.shards[int(s)], where, run.config.storage_options):
             image = sample.get(*IMAGE_EXTENSIONS)
             if image is not None:
                 i = where[sample.position]

@@ -24,10 +24,10 @@ def _random_subset(train: np.ndarray, size: int, seed: int) -> np.ndarray:
     return train[random_keep(len(train), size, seed)]
 
 
-def validate(run_dir: str, config: ValidationConfig) -> dict:
+def validate(run_dir: str, config: ValidationConfig, storage_options: dict | None = None) -> dict:
     """Train every arm for every seed, write `RUN/validate/results.json`, return it."""
     start = time.time()
-    run = open_run(run_dir)
+    run = open_run(run_dir, storage_options=storage_options)
     compare = Comparison(run, run.samples(), config)
     kept = compare.data.subset(run.kept())
     if len(kept) == 0:

@@ -1,0 +1,30 @@
+"""Airflow reads AIRFLOW_HOME and its configuration when first imported, so they are set here,
+at collection, before any test imports it: one SQLite database per session under an absolute
+temporary path, the DAGs of this checkout, no examples, retries without delay. Each test module
+skips when the airflow extra is not installed (`make test` installs it)."""
+
+import os
+import tempfile
+
+import pytest
+
+from tests.runs import REPO
+
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "airflow_dags")
+os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "0"
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db
+
+    db.initdb()
+    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+@pytest.fixture(scope="session")
+def prune_dag(dagbag):
+    return dagbag.get_dag("curate_prune")
