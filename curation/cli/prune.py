@@ -52,7 +52,8 @@ def _print_summary(summary: dict, config) -> None:
         ("rate requested", "rate_requested"),
         ("rate achieved", "rate_achieved"),
     ):
-        table.add_row(label, str(summary[key]))
+        if summary[key] is not None:  # no rate requested with --keep-list
+            table.add_row(label, str(summary[key]))
     for reason, count in summary["reasons"].items():
         table.add_row(f"reason: {reason}", str(count))
     table.add_row("output", config.output)

@@ -7,7 +7,7 @@ its fields.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -15,6 +15,7 @@ from curation.errors import CurateError
 from curation.fields import CLI, Count, Fraction, Natural, OpenFraction, validated
 from curation.storage import absolute, storage_options
 from pipelines.data_pruning import criteria
+from pipelines.data_pruning.criteria import keep_list
 
 DEFAULT_MODEL = "ViT-B-32"
 
@@ -38,7 +39,10 @@ class PruneSettings(BaseModel):
     output: str = Field(description="Folder for the pruned shards.", json_schema_extra={CLI: "-o"})
     run_dir: str = Field(None, description="Run directory (default: OUTPUT/_run).",
                          validate_default=True)  # fmt: skip
-    rate: OpenFraction = Field(description="Fraction of samples to remove, in (0, 1).")
+    rate: OpenFraction | None = Field(
+        None,
+        description="Fraction of samples to remove, in (0, 1) (required, except with --keep-list).",
+    )
     metric: Literal[tuple(criteria.CRITERIA)] = Field(  # type: ignore[valid-type]
         "prototypicality", description=", ".join(criteria.CRITERIA) + "."
     )
@@ -115,6 +119,30 @@ class PruneSettings(BaseModel):
             raise ValueError(f"--filter {value!r}: {exc}") from None
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_list_selects(cls, data: Any) -> Any:
+        """`--keep-list` is the selection: its metric, without a rate or the options that read
+        embeddings; any other metric needs a rate."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("keep_list") is None:
+            if data.get("metric") == keep_list.NAME:
+                raise ValueError(f"--metric {keep_list.NAME} needs --keep-list FILE")
+            if data.get("rate") is None:
+                raise ValueError("--rate is required (the fraction of samples to remove), "
+                                 "unless --keep-list gives the selection")  # fmt: skip
+            return data
+        if data.get("metric") not in (None, cls.model_fields["metric"].default, keep_list.NAME):
+            raise ValueError(f"--keep-list is the selection: it takes no --metric "
+                             f"(got {data['metric']})")  # fmt: skip
+        for name in keep_list.NOT_WITH_KEEP_LIST:
+            if data.get(name):
+                option = "--" + name.replace("_", "-")
+                raise ValueError(f"{option} does not apply with --keep-list: the list decides "
+                                 "what is kept, from no embeddings")  # fmt: skip
+        return {**data, "metric": keep_list.NAME}
+
     @model_validator(mode="after")
     def _scheduler_needs_dask(self) -> PruneSettings:
         if self.scheduler and self.executor != "dask":
@@ -143,8 +171,9 @@ def prune_config(shards: list[str], output: str, run_dir: str | None = None,
             raise CurateError(f"{option} is empty: name a folder of its own")
     storage = storage_options(options.pop("storage_options", None))
     urls = expand_shards(shards, storage)
-    if options.get("embeddings"):
-        options["embeddings"] = absolute(options["embeddings"])
+    for path in ("embeddings", "keep_list"):
+        if options.get(path):
+            options[path] = absolute(options[path])
     return validated(PruneConfig, shards=urls, output=absolute(output),
                      run_dir=absolute(run_dir) if run_dir else None,
                      fingerprints=fingerprints(urls, storage), storage_options=storage,
