@@ -26,6 +26,12 @@ class PruneSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     shards: list[str] = Field(description="Input shards, expanded.", json_schema_extra={CLI: False})
+    given_shards: list[str] = Field(
+        default_factory=list,
+        description="Each input shard as the user gave it (a relative path stays relative, a "
+        "URL a URL): what decisions.parquet names; the shards themselves when not given.",
+        json_schema_extra={CLI: False},
+    )
     fingerprints: list[str] = Field(
         default_factory=list,
         description="Each input shard's identity when the run started (size and mtime, or ETag).",
@@ -121,6 +127,13 @@ class PruneSettings(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
+    def _given_as_expanded(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("given_shards") and "shards" in data:
+            return {**data, "given_shards": data["shards"]}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _keep_list_selects(cls, data: Any) -> Any:
         """`--keep-list` is the selection: its metric, without a rate or the options that read
         embeddings; any other metric needs a rate."""
@@ -164,17 +177,19 @@ def prune_config(shards: list[str], output: str, run_dir: str | None = None,
     """The config of a run from what a user gives (the CLI and the Python API): shard patterns
     expanded, local paths made absolute, the run directory by default OUTPUT/_run; a problem
     is a `CurateError` naming the option."""
-    from shards.paths import expand_shards, fingerprints
+    from shards.paths import fingerprints, given_shards
 
     for option, path in (("--output", output), ("--run-dir", run_dir)):
         if path is not None and not path.strip():
             raise CurateError(f"{option} is empty: name a folder of its own")
     storage = storage_options(options.pop("storage_options", None))
-    urls = expand_shards(shards, storage)
+    given = given_shards(shards, storage)
+    urls = [absolute(s) for s in given]
     for path in ("embeddings", "keep_list"):
         if options.get(path):
             options[path] = absolute(options[path])
     return validated(PruneConfig, shards=urls, output=absolute(output),
                      run_dir=absolute(run_dir) if run_dir else None,
-                     fingerprints=fingerprints(urls, storage), storage_options=storage,
+                     given_shards=given, fingerprints=fingerprints(urls, storage),
+                     storage_options=storage,
                      **options)  # fmt: skip

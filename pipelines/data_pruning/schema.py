@@ -81,6 +81,7 @@ DECISION_SCHEMA = pa.schema([
     ("kept", pa.bool_()),
     ("status", pa.string()),
     ("cluster", pa.int32()),
+    ("label", pa.int64()),  # null: the sample has none
     ("score", pa.float64()),
     ("reason", pa.string()),
     ("detail", pa.string()),

@@ -7,6 +7,9 @@ import json
 import tarfile
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from curation.storage import Folder
@@ -20,7 +23,8 @@ NO_UID = "0010003"  # the one sample whose json has no uid
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """Two DataComp-style shards (jpg + json with a uid), one sample without a uid."""
+    """Two DataComp-style shards (jpg + json with a uid and, but every fourth, a label), one
+    sample without a uid."""
     root = tmp_path_factory.mktemp("keeplist")
     rng = np.random.default_rng(0)
     shards, uids = [], {}
@@ -30,7 +34,7 @@ def dataset(tmp_path_factory):
         with tarfile.open(path, "w") as tar:
             for i in range(12):
                 key = f"{s:03d}{i:04d}"
-                meta = {"url": f"u/{key}"}
+                meta = {"url": f"u/{key}", **({"label": i % 3} if i % 4 else {})}
                 if key != NO_UID:
                     uid = f"{rng.integers(2**63):016x}{rng.integers(2**63):016x}"
                     uids[key] = meta["uid"] = uid
@@ -72,6 +76,23 @@ def test_the_listed_samples_are_kept_without_a_model(dataset, tmp_path):
     run = out / "_run"
     assert not (run / "cluster").exists()  # no clustering, no embeddings
     assert schema.read_embeddings(Folder(str(run)), "00000").shape == (12, 0)
+
+
+def test_decisions_name_shards_as_given_with_their_labels(dataset, tmp_path, monkeypatch):
+    """A relative brace pattern stays relative in decisions.parquet; `label` is null where the
+    sample has none."""
+    keep = _keep_list(tmp_path, list(dataset["uids"].values()))
+    monkeypatch.chdir(dataset["root"])
+    out = tmp_path / "out"
+    curate("prune", "in/{00000000..00000001}.tar", "-o", str(out), "--keep-list", keep)
+    table = pq.read_table(out / "decisions.parquet")
+    assert table.schema.field("label").type == pa.int64()
+    found = table.to_pandas()
+    assert found["shard"].tolist() == ["in/00000000.tar"] * 12 + ["in/00000001.tar"] * 12
+    labels = [None if i % 4 == 0 else i % 3 for i in range(12)] * 2
+    assert [None if pd.isna(v) else int(v) for v in found["label"]] == labels
+    assert json.loads((out / "_run" / "config.json").read_text())["config"]["shards"][0] == str(
+        dataset["shards"][0])  # fmt: skip
 
 
 def test_a_bad_keep_list_is_one_line_and_creates_nothing(dataset, tmp_path):
