@@ -118,5 +118,6 @@ def export_embeddings(
     from pipelines.data_pruning.precomputed import export
 
     run = open_run(run_dir, ("embed",))
+    run.require_embeddings("curate export-embeddings")
     done = export(run.run, run.units, Folder(absolute(output), run.config.storage_options))
     print(f"{done['samples']:,} embeddings in {done['files']} files: {absolute(output)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ import pytest
 from curation.storage import Folder
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.keeplist import UID_DTYPE, read_keep_list, uid_array, write_keep_list
+from pipelines.report.build import build_report
 from tests.builders import add_member, image_bytes
 from tests.runs import assert_one_line_error, cli, curate, decisions, samples_by_key, summary
 
@@ -52,14 +54,21 @@ def _keep_list(folder, uids: list[str]) -> str:
     return str(folder / "keep.npy")
 
 
-def test_the_listed_samples_are_kept_without_a_model(dataset, tmp_path):
+@pytest.fixture(scope="module")
+def listed_run(dataset, tmp_path_factory) -> dict:
+    """A third of the uids listed, one listed uid in no shard."""
     uids = dataset["uids"]
     chosen = sorted(uids)[::3]
-    absent = "f" * 32  # listed, in no shard: not in the intersection
-    keep = _keep_list(tmp_path, [uids[k] for k in chosen] + [absent])
-    out = tmp_path / "out"
+    folder = tmp_path_factory.mktemp("listed")
+    keep = _keep_list(folder, [uids[k] for k in chosen] + ["f" * 32])
+    out = folder / "out"
     curate("prune", *map(str, dataset["shards"]), "-o", str(out), "--keep-list", keep)
+    return {"out": out, "chosen": chosen, "keep": keep}
 
+
+def test_the_listed_samples_are_kept_without_a_model(dataset, listed_run):
+    uids, out, keep = dataset["uids"], listed_run["out"], listed_run["keep"]
+    chosen = listed_run["chosen"]
     found = decisions(out)
     assert sorted(found[found["kept"]]["key"]) == chosen
     reasons = dict(zip(found["key"], found["reason"], strict=True))
@@ -76,6 +85,15 @@ def test_the_listed_samples_are_kept_without_a_model(dataset, tmp_path):
     run = out / "_run"
     assert not (run / "cluster").exists()  # no clustering, no embeddings
     assert schema.read_embeddings(Folder(str(run)), "00000").shape == (12, 0)
+
+
+def test_the_report_shows_it_and_validation_refuses_it(listed_run):
+    out = listed_run["out"]
+    html = Path(build_report(str(out))).read_text()
+    assert 'id="gallery"' in html and "not_in_keep_list" in html
+    assert "rate requested" not in html
+    message = curate("validate", str(out), expect=2)
+    assert "selected by --keep-list and holds no embeddings" in message
 
 
 def test_decisions_name_shards_as_given_with_their_labels(dataset, tmp_path, monkeypatch):
