@@ -126,6 +126,15 @@ def fingerprints(urls: list[str], storage_options: dict | None = None) -> list[s
     return [found[url] for url in urls]
 
 
+def file_identity(url: str, storage_options: dict | None = None) -> str | None:
+    """A file's identity as `fingerprints` gives it; None when there is no such file (the
+    caller says so, in its own words)."""
+    fs, path = filesystem(url, storage_options)
+    if not fs.isfile(path):
+        return None
+    return fingerprints([url], storage_options)[0]
+
+
 def check_unchanged(url: str, fingerprint: str, storage_options: dict) -> None:
     """A shard read now must be the one the run started with."""
     (now,) = fingerprints([url], storage_options)

@@ -177,7 +177,7 @@ def prune_config(shards: list[str], output: str, run_dir: str | None = None,
     """The config of a run from what a user gives (the CLI and the Python API): shard patterns
     expanded, local paths made absolute, the run directory by default OUTPUT/_run; a problem
     is a `CurateError` naming the option."""
-    from shards.paths import fingerprints, given_shards
+    from shards.paths import file_identity, fingerprints, given_shards
 
     for option, path in (("--output", output), ("--run-dir", run_dir)):
         if path is not None and not path.strip():
@@ -188,6 +188,8 @@ def prune_config(shards: list[str], output: str, run_dir: str | None = None,
     for path in ("embeddings", "keep_list"):
         if options.get(path):
             options[path] = absolute(options[path])
+    if options.get("keep_list"):
+        options["keep_list_identity"] = file_identity(options["keep_list"], storage)
     return validated(PruneConfig, shards=urls, output=absolute(output),
                      run_dir=absolute(run_dir) if run_dir else None,
                      given_shards=given, fingerprints=fingerprints(urls, storage),

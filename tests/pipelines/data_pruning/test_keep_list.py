@@ -87,6 +87,18 @@ def test_the_listed_samples_are_kept_without_a_model(dataset, listed_run):
     assert schema.read_embeddings(Folder(str(run)), "00000").shape == (12, 0)
 
 
+def test_a_list_replaced_at_its_path_is_matched_again(dataset, tmp_path):
+    uids = sorted(dataset["uids"].items())
+    first, second = [u for _, u in uids[:2]], [u for _, u in uids[2:5]]
+    keep, out = _keep_list(tmp_path, first), tmp_path / "out"
+    args = ("prune", *map(str, dataset["shards"]), "-o", str(out), "--keep-list", keep)
+    curate(*args)
+    _keep_list(tmp_path, second)
+    curate(*args)  # the same command: the run resumes, the selection is redone
+    found = decisions(out)
+    assert sorted(found[found["kept"]]["key"]) == [k for k, _ in uids[2:5]]
+
+
 def test_the_report_shows_it_and_validation_refuses_it(listed_run):
     out = listed_run["out"]
     html = Path(build_report(str(out))).read_text()
