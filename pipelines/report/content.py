@@ -43,15 +43,15 @@ def load_decisions(run: FinishedRun) -> pd.DataFrame:
     decisions["shard_index"] = rows["shard"].to_numpy()
     decisions["label"] = rows["label"].to_numpy()
     decisions["distance"] = run.samples().clusters.distance
-    decisions["nearest"] = _nearest(run)
+    decisions["nearest"] = _nearest(run, len(decisions))
     return decisions
 
 
-def _nearest(run: FinishedRun) -> np.ndarray:
+def _nearest(run: FinishedRun, rows: int) -> np.ndarray:
     """Each row's most similar earlier member of its cluster (SemDeDup's `dedup` stage, which
     DBP runs too): the sample a pruned duplicate duplicates; -1 without one."""
     if not rundir.is_complete(run.run, "dedup"):
-        return np.full(len(run.samples().ids), -1, np.int64)
+        return np.full(rows, -1, np.int64)
     return np.concatenate([load_dedup(run.run, u)["nearest"] for u in run.units])
 
 
