@@ -43,6 +43,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
         _probe_notes(selection["notes"], schema.read_el2n_record(ctx.run))
     classes = class_table([schema.read_tallies(ctx.run, u) for u in units], class_names(cfg.shards))
     by_class = class_warnings(classes)
+    embedded = cfg.embeddings is None and CRITERIA[cfg.metric].embeds  # with the model
     summary = {
         "input_samples": totals["input"],
         "kept_samples": totals["kept"],
@@ -56,8 +57,8 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "warnings": audit.warnings(cfg, selection["notes"], rate_achieved) + by_class,
         "reasons": totals["reasons"],
         "metric": cfg.metric,
-        "model": None if cfg.embeddings else cfg.model,
-        "pretrained": None if cfg.embeddings else cfg.pretrained,
+        "model": cfg.model if embedded else None,
+        "pretrained": cfg.pretrained if embedded else None,
         "embeddings": cfg.embeddings,
         "clusters": cfg.clusters,
         "seed": cfg.seed,

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curation import prune
 from curation.storage import Folder
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.keeplist import UID_DTYPE, read_keep_list, uid_array, write_keep_list
@@ -80,6 +81,7 @@ def test_the_listed_samples_are_kept_without_a_model(dataset, listed_run):
         assert written == {k: v for k, v in given.items() if k in chosen}
     result = summary(out)
     assert result["metric"] == "keep-list" and result["rate_requested"] is None
+    assert result["model"] is None and result["pretrained"] is None
     assert result["notes"]["keep_list"] == {"file": keep, "uids": len(chosen) + 1,
                                             "kept": len(chosen), "no_uid": 1}  # fmt: skip
     run = out / "_run"
@@ -106,6 +108,13 @@ def test_the_report_shows_it_and_validation_refuses_it(listed_run):
     assert "rate requested" not in html
     message = curate("validate", str(out), expect=2)
     assert "selected by --keep-list and holds no embeddings" in message
+
+
+def test_the_python_api_takes_a_keep_list_without_a_rate(dataset, tmp_path):
+    uids = sorted(dataset["uids"].items())[:4]
+    keep = _keep_list(tmp_path, [u for _, u in uids])
+    result = prune([str(s) for s in dataset["shards"]], str(tmp_path / "out"), keep_list=keep)
+    assert result["kept_samples"] == 4 and result["reasons"]["in_keep_list"] == 4
 
 
 def test_decisions_name_shards_as_given_with_their_labels(dataset, tmp_path, monkeypatch):
