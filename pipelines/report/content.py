@@ -58,7 +58,8 @@ def _nearest(run: FinishedRun, rows: int) -> np.ndarray:
 def class_names(run: FinishedRun) -> dict[int, str]:
     """The names of classes.json in the output (copied there by the run), else beside the
     inputs."""
-    return folder_class_names(Folder(run.config.output)) or input_class_names(run.config.shards)
+    output = Folder(run.config.output, run.config.storage_options)
+    return folder_class_names(output) or input_class_names(run.config.shards)
 
 
 def cluster_table(decisions: pd.DataFrame, summary: dict | None, metric: str) -> pd.DataFrame:
