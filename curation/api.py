@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 
-def prune(shards: str | list[str], output: str, rate: float, *, overwrite: bool = False,
-          **options: Any) -> dict:  # fmt: skip
-    """Run (or resume) `curate prune`; returns its summary (summary.json)."""
+def prune(shards: str | list[str], output: str, rate: float | None = None, *,
+          overwrite: bool = False, **options: Any) -> dict:  # fmt: skip
+    """Run (or resume) `curate prune`; returns its summary (summary.json). `rate` is required
+    unless `keep_list` gives the selection."""
     from pipelines.data_pruning.config import prune_config
     from pipelines.data_pruning.runner import prune as run
 

@@ -57,6 +57,7 @@ def sweep(run_dir: str, config: ValidationConfig, plan: SweepPlan,
     start = time.time()
     rates, metrics, kd = plan.rates, plan.metrics, plan.kd
     run = open_run(run_dir, ("embed", "assign"), storage_options)
+    run.require_embeddings("curate sweep")
     samples = run.samples()
     compare = Comparison(run, samples, config)
     seeds = config.seed_list

@@ -48,8 +48,15 @@ def _expand_one(pattern: str, storage_options: dict | None) -> list[str]:
 
 
 def expand_shards(patterns: list[str], storage_options: dict | None = None) -> list[str]:
-    """Paths, globs, brace ranges (`{00000..00009}`) and fsspec URLs, in the order given;
-    `storage_options` go to the filesystem of each URL (`--storage-options`).
+    """The shards of `given_shards`, local paths made absolute."""
+    return [s if is_url(s) else os.path.abspath(s)
+            for s in given_shards(patterns, storage_options)]  # fmt: skip
+
+
+def given_shards(patterns: list[str], storage_options: dict | None = None) -> list[str]:
+    """Paths, globs, brace ranges (`{00000..00009}`) and fsspec URLs, in the order given and
+    as given (a relative path stays relative); `storage_options` go to the filesystem of each
+    URL (`--storage-options`).
 
     Globs expand in sorted order, so the shard list (and every output name derived from it)
     does not depend on directory listing order.
@@ -68,7 +75,7 @@ def expand_shards(patterns: list[str], storage_options: dict | None = None) -> l
         if shard in seen:
             raise CurateError(f"shard listed twice: {shard}")
         seen.add(shard)
-    return [s if is_url(s) else os.path.abspath(s) for s in shards]
+    return shards
 
 
 def shard_size(url: str, storage_options: dict | None = None) -> int:
@@ -117,6 +124,15 @@ def fingerprints(urls: list[str], storage_options: dict | None = None) -> list[s
                 raise CurateError(f"shard not found: {url}")
             found[url] = _identity(info)
     return [found[url] for url in urls]
+
+
+def file_identity(url: str, storage_options: dict | None = None) -> str | None:
+    """A file's identity as `fingerprints` gives it; None when there is no such file (the
+    caller says so, in its own words)."""
+    fs, path = filesystem(url, storage_options)
+    if not fs.isfile(path):
+        return None
+    return fingerprints([url], storage_options)[0]
 
 
 def check_unchanged(url: str, fingerprint: str, storage_options: dict) -> None:

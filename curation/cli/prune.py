@@ -52,7 +52,8 @@ def _print_summary(summary: dict, config) -> None:
         ("rate requested", "rate_requested"),
         ("rate achieved", "rate_achieved"),
     ):
-        table.add_row(label, str(summary[key]))
+        if summary[key] is not None:  # no rate requested with --keep-list
+            table.add_row(label, str(summary[key]))
     for reason, count in summary["reasons"].items():
         table.add_row(f"reason: {reason}", str(count))
     table.add_row("output", config.output)
@@ -119,5 +120,6 @@ def export_embeddings(
     from pipelines.data_pruning.precomputed import export
 
     run = open_run(run_dir, ("embed",))
+    run.require_embeddings("curate export-embeddings")
     done = export(run.run, run.units, Folder(absolute(output), run.config.storage_options))
     print(f"{done['samples']:,} embeddings in {done['files']} files: {absolute(output)}")

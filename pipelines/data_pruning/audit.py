@@ -37,6 +37,10 @@ def _applied(notes: dict) -> list[str]:
     if "models" in notes.get("el2n", {}):  # the criterion's own notes (not CCS's probes alone)
         e = notes["el2n"]
         lines.append(f"EL2N from {e['models']} {e['probe']} probes; offset {e['offset']:.0%}")
+    if "keep_list" in notes:
+        k = notes["keep_list"]
+        lines.append(f"kept the {k['kept']:,} samples whose uid is among the {k['uids']:,} of "
+                     f"{k['file']}; {k['no_uid']:,} had no uid")  # fmt: skip
     return lines
 
 

@@ -17,7 +17,12 @@ UNLABELLED = -1
 def class_names(shards: list[str], storage_options: dict | None = None) -> dict[int, str]:
     """Label -> name from `classes.json` (name -> index, as `curate shards` writes it) beside
     the first input shard; empty when there is none."""
-    folder = Folder(posixpath.dirname(shards[0]) or ".", storage_options)
+    return folder_class_names(Folder(posixpath.dirname(shards[0]) or ".", storage_options))
+
+
+def folder_class_names(folder: Folder) -> dict[int, str]:
+    """Label -> name from the `classes.json` in `folder` (an input's, or the output's copy);
+    empty when there is none or it is not one."""
     try:
         if not folder.exists(CLASS_INDEX):
             return {}

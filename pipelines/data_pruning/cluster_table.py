@@ -12,6 +12,17 @@ import numpy as np
 from metrics.complexity import cluster_complexity, inter_cluster_distance
 
 CLUSTER_COLUMNS = ("d_inter", "complexity")  # what the report shows of the table, besides size
+# What the per-cluster columns and the clustering's record mean, in one line each (the report)
+MEANINGS = {
+    "d_intra": "mean cosine distance of the cluster's members to its centroid: how spread out "
+    "the cluster is",
+    "d_inter": "mean cosine distance of the cluster's centroid to its --neighbors nearest "
+    "centroids: how far the cluster lies from the others",
+    "complexity": "d_intra x d_inter (DBP): a spread-out, isolated cluster is complex and gets "
+    "a larger share of the kept samples",
+    "k-means objective": "the sum over the training sample of each vector's squared L2 "
+    "distance to its nearest centroid, after the last iteration (lower: tighter clusters)",
+}
 
 
 class ClusterSums:

@@ -7,7 +7,7 @@ its fields.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -15,6 +15,7 @@ from curation.errors import CurateError
 from curation.fields import CLI, Count, Fraction, Natural, OpenFraction, validated
 from curation.storage import absolute, storage_options
 from pipelines.data_pruning import criteria
+from pipelines.data_pruning.criteria import keep_list
 
 DEFAULT_MODEL = "ViT-B-32"
 
@@ -25,6 +26,12 @@ class PruneSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     shards: list[str] = Field(description="Input shards, expanded.", json_schema_extra={CLI: False})
+    given_shards: list[str] = Field(
+        default_factory=list,
+        description="Each input shard as the user gave it (a relative path stays relative, a "
+        "URL a URL): what decisions.parquet names; the shards themselves when not given.",
+        json_schema_extra={CLI: False},
+    )
     fingerprints: list[str] = Field(
         default_factory=list,
         description="Each input shard's identity when the run started (size and mtime, or ETag).",
@@ -38,7 +45,10 @@ class PruneSettings(BaseModel):
     output: str = Field(description="Folder for the pruned shards.", json_schema_extra={CLI: "-o"})
     run_dir: str = Field(None, description="Run directory (default: OUTPUT/_run).",
                          validate_default=True)  # fmt: skip
-    rate: OpenFraction = Field(description="Fraction of samples to remove, in (0, 1).")
+    rate: OpenFraction | None = Field(
+        None,
+        description="Fraction of samples to remove, in (0, 1) (required, except with --keep-list).",
+    )
     metric: Literal[tuple(criteria.CRITERIA)] = Field(  # type: ignore[valid-type]
         "prototypicality", description=", ".join(criteria.CRITERIA) + "."
     )
@@ -115,6 +125,37 @@ class PruneSettings(BaseModel):
             raise ValueError(f"--filter {value!r}: {exc}") from None
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _given_as_expanded(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("given_shards") and "shards" in data:
+            return {**data, "given_shards": data["shards"]}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_list_selects(cls, data: Any) -> Any:
+        """`--keep-list` is the selection: its metric, without a rate or the options that read
+        embeddings; any other metric needs a rate."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("keep_list") is None:
+            if data.get("metric") == keep_list.NAME:
+                raise ValueError(f"--metric {keep_list.NAME} needs --keep-list FILE")
+            if data.get("rate") is None:
+                raise ValueError("--rate is required (the fraction of samples to remove), "
+                                 "unless --keep-list gives the selection")  # fmt: skip
+            return data
+        if data.get("metric") not in (None, cls.model_fields["metric"].default, keep_list.NAME):
+            raise ValueError(f"--keep-list is the selection: it takes no --metric "
+                             f"(got {data['metric']})")  # fmt: skip
+        for name in keep_list.NOT_WITH_KEEP_LIST:
+            if data.get(name):
+                option = "--" + name.replace("_", "-")
+                raise ValueError(f"{option} does not apply with --keep-list: the list decides "
+                                 "what is kept, from no embeddings")  # fmt: skip
+        return {**data, "metric": keep_list.NAME}
+
     @model_validator(mode="after")
     def _scheduler_needs_dask(self) -> PruneSettings:
         if self.scheduler and self.executor != "dask":
@@ -136,16 +177,21 @@ def prune_config(shards: list[str], output: str, run_dir: str | None = None,
     """The config of a run from what a user gives (the CLI and the Python API): shard patterns
     expanded, local paths made absolute, the run directory by default OUTPUT/_run; a problem
     is a `CurateError` naming the option."""
-    from shards.paths import expand_shards, fingerprints
+    from shards.paths import file_identity, fingerprints, given_shards
 
     for option, path in (("--output", output), ("--run-dir", run_dir)):
         if path is not None and not path.strip():
             raise CurateError(f"{option} is empty: name a folder of its own")
     storage = storage_options(options.pop("storage_options", None))
-    urls = expand_shards(shards, storage)
-    if options.get("embeddings"):
-        options["embeddings"] = absolute(options["embeddings"])
+    given = given_shards(shards, storage)
+    urls = [absolute(s) for s in given]
+    for path in ("embeddings", "keep_list"):
+        if options.get(path):
+            options[path] = absolute(options[path])
+    if options.get("keep_list"):
+        options["keep_list_identity"] = file_identity(options["keep_list"], storage)
     return validated(PruneConfig, shards=urls, output=absolute(output),
                      run_dir=absolute(run_dir) if run_dir else None,
-                     fingerprints=fingerprints(urls, storage), storage_options=storage,
+                     given_shards=given, fingerprints=fingerprints(urls, storage),
+                     storage_options=storage,
                      **options)  # fmt: skip

@@ -72,10 +72,11 @@ def decide(selection: Selection, config) -> dict:
     """The plan of a selection under `config` (JSON): the filter's and the criterion's
     thresholds and quotas, the per-cluster table (kept counted later, by the shards) and the
     notes the summary reports."""
-    centroids = selection.centroids("cluster")
-    found = census(selection, len(centroids))
+    embeds = CRITERIA[config.metric].embeds
+    centroids = selection.centroids("cluster") if embeds else None
+    found = census(selection, len(centroids) if embeds else 1)
     notes: dict = {}
-    target = kept_count(found.candidates, config.rate)
+    target = found.candidates if config.rate is None else kept_count(found.candidates, config.rate)
     plan: dict = {"candidates": found.candidates, "target": target}
     passed = found.candidates
     if (only := active_filter(config)) is not None:
@@ -89,7 +90,8 @@ def decide(selection: Selection, config) -> dict:
         plan["classes"] = selection.classes.tolist()
     plan["criterion"] = CRITERIA[config.metric].plan(selection, config, targets, notes)
     table = plan["criterion"].pop("clusters", None)
-    plan["clusters"] = table or cluster_table(found.sums, centroids, config.neighbors)
+    plan["clusters"] = (cluster_table(found.sums, centroids, config.neighbors) if table is None
+                        else table)  # fmt: skip
     plan["notes"] = notes
     return plan
 

@@ -13,6 +13,7 @@ from curation.errors import CurateError
 from curation.storage import Folder
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.config import PruneConfig
+from pipelines.data_pruning.criteria import CRITERIA
 from pipelines.data_pruning.decide import keep_mask
 from pipelines.data_pruning.samples import Samples, concat_rows, load_samples
 
@@ -22,6 +23,14 @@ class FinishedRun:
     run: Folder
     config: PruneConfig
     units: list[str]
+
+    def require_embeddings(self, step: str) -> None:
+        """`step` reads the run's embeddings: a run selected without any (`--keep-list`) is a
+        user error."""
+        if not CRITERIA[self.config.metric].embeds:
+            raise CurateError(f"run {self.run.url} was selected by --{self.config.metric} and "
+                              f"holds no embeddings: {step} needs a run that embedded its "
+                              "samples")  # fmt: skip
 
     def samples(self) -> Samples:
         """Every shard's ids, status, labels and clusters, row-aligned."""

@@ -63,9 +63,25 @@ def _stage(name: str, units, module: str, function: str, params, **extra) -> Sta
                  **extra)  # fmt: skip
 
 
+def _rows_params(c) -> dict:
+    return {"rows_only": True, "label_field": c.label_field}
+
+
+def _row_stages(config) -> list[Stage]:
+    """For a criterion that reads no embeddings: each shard's rows, read without decoding an
+    image, and the one cluster every sample is in."""
+    return [
+        _stage("embed", schema.shard_units, "shard_rows", "read_shard", _rows_params,
+               fingerprint=shard_fingerprint),
+        _stage("assign", schema.shard_units, "shard_rows", "one_cluster", _none),
+    ]  # fmt: skip
+
+
 def scoring_stages(config) -> list[Stage]:
     """The stages whose outputs selection reads: embeddings, clusters, and the scores the
     config's criterion needs."""
+    if not CRITERIA[config.metric].embeds:
+        return [*_row_stages(config), *CRITERIA[config.metric].scoring(config)]
     return [
         *_embed_stages(config),
         _stage("cluster", schema.barrier_unit, "cluster", "train_clusters", _cluster_params,

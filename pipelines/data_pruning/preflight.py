@@ -11,6 +11,7 @@ import sys
 from curation.errors import CurateError
 from pipelines.data_pruning import precomputed
 from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.keeplist import read_keep_list
 from pipelines.data_pruning.rows import sample_row
 from pipelines.data_pruning.workers import embedder_of
 from pipelines.embedders import TIMM_PREFIX
@@ -89,9 +90,22 @@ def note_kmeans_device(config) -> None:
         print(note, file=sys.stderr)
 
 
+def check_keep_list(config) -> None:
+    """The keep-list is one, and the first samples carry the uids it is matched by."""
+    read_keep_list(config.keep_list, config.storage_options)
+    samples = _first_samples(config)
+    if samples and not any(sample_row(s, config).uid for s in samples):
+        raise CurateError(
+            f"--keep-list matches samples by the uid of their json (32 hex digits, as "
+            f"DataComp's), and the first {len(samples)} samples of {config.shards[0]} have none"
+        )
+
+
 def preflight(config) -> None:
     """Fail now, with one line, rather than after writing anything."""
-    if config.embeddings is not None:
+    if config.keep_list is not None:
+        check_keep_list(config)
+    elif config.embeddings is not None:
         check_precomputed(config)
     else:
         if config.needs_captions and config.model.startswith(TIMM_PREFIX):

@@ -108,7 +108,7 @@ def load_shard(run: Folder, unit: str, holdout: float, loaders: dict[str, Loader
 class Clustering:
     """One k-means clustering: centroids and each sample's cluster and cosine distance."""
 
-    centroids: np.ndarray  # (k, d) float32
+    centroids: np.ndarray | None  # (k, d) float32; None when the run did not cluster
     cluster: np.ndarray  # int32, -1 when failed
     distance: np.ndarray  # float64, nan when failed
 
@@ -148,8 +148,8 @@ def load_samples(run: Folder, units: list[str], holdout: float) -> Samples:
                                 strict=True):  # fmt: skip
         for name, values in read_common(run, unit, holdout).items():
             columns[name][start:end] = values
-    clusters = Clustering(schema.read_centroids(run), columns.pop("cluster"),
-                          columns.pop("distance"))  # fmt: skip
+    centroids = schema.read_centroids(run) if run.exists("cluster", "centroids.npy") else None
+    clusters = Clustering(centroids, columns.pop("cluster"), columns.pop("distance"))
     return Samples(**columns, clusters=clusters, shard_sizes=sizes)
 
 

@@ -15,6 +15,7 @@ RUN/dedup/<unit>/<bucket>.arrow each member's highest similarity to an earlier m
 RUN/dbp_cluster, RUN/dbp_assign DBP's re-clustering without duplicates
 RUN/el2n_train/                 probes.npz (the ensemble's weights), probes.json (accuracy...)
 RUN/el2n/<unit>.npy             EL2N scores
+RUN/keep_list/<unit>.npz        --keep-list: which rows have a uid, and which the list holds
 RUN/select_stats/               columns/<unit>.arrow (what selection reads of each shard),
                                 hashes/<unit>.npy + <unit>.ranges.npy (sorted key hashes)
 RUN/select_repeats/<unit>/<part>.arrow    the repeated keys of a shard found by a hash range
@@ -81,6 +82,7 @@ DECISION_SCHEMA = pa.schema([
     ("kept", pa.bool_()),
     ("status", pa.string()),
     ("cluster", pa.int32()),
+    ("label", pa.int64()),  # null: the sample has none
     ("score", pa.float64()),
     ("reason", pa.string()),
     ("detail", pa.string()),
@@ -356,6 +358,20 @@ def read_el2n_record(run: Folder) -> dict | None:
     """What the probes' training recorded (accuracy, score spread), when EL2N ran."""
     return (run.read_json("el2n_train", "probes.json")
             if run.exists("el2n_train", "probes.json") else None)  # fmt: skip
+
+
+# keep_list
+
+
+def write_keep_list_match(run: Folder, unit: str, has_uid: np.ndarray, listed: np.ndarray) -> None:
+    run.write_buffer(lambda buf: np.savez(buf, has_uid=has_uid, listed=listed), "keep_list",
+                     f"{unit}.npz")  # fmt: skip
+
+
+def read_keep_list_match(run: Folder, unit: str) -> dict[str, np.ndarray]:
+    """A shard's `has_uid` and `listed` columns, row-aligned with its embed table."""
+    with np.load(io.BytesIO(run.read_bytes("keep_list", f"{unit}.npz"))) as match:
+        return {"has_uid": match["has_uid"], "listed": match["listed"]}
 
 
 # select_stats / select_repeats / select_plan

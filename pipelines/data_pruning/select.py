@@ -15,6 +15,7 @@ from functools import partial
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curation import rundir
 from curation.stage import Context
@@ -62,9 +63,9 @@ def select_shard(ctx: Context, unit: str) -> dict:
     cfg = ctx.config
     samples = _stored(ctx.run, unit)
     decision = decide_shard(_plan(ctx.run), samples, cfg)
-    embedded = schema.read_rows(ctx.run, unit, ["key", "position", "id", "error"])
-    shard = cfg.shards[int(unit)]
-    notes = duplicates.shard_notes(ctx.run, unit, embedded["key"].to_pylist(), cfg.shards)
+    embedded = schema.read_rows(ctx.run, unit, ["key", "position", "id", "label", "error"])
+    shard = cfg.given_shards[int(unit)]
+    notes = duplicates.shard_notes(ctx.run, unit, embedded["key"].to_pylist(), cfg.given_shards)
     decisions = _decisions(embedded, decision, samples.cluster, shard, notes)
     keep_positions = embedded["position"].to_numpy()[decision.keep].astype(np.int32)
     counts = {**schema.count_decisions(decisions), "duplicate_keys": len(notes)}
@@ -106,6 +107,7 @@ def _decisions(embedded: pa.Table, decision: Decision, cluster: np.ndarray, shar
             "kept": decision.keep,
             "status": status.astype(str),
             "cluster": cluster,
+            "label": pc.if_else(pc.less(embedded["label"], 0), None, embedded["label"]),
             "score": decision.score,
             "reason": reason.astype(str),
             "detail": pa.array(detail.tolist(), pa.string()),

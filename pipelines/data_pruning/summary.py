@@ -46,6 +46,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
         class_names(cfg.shards, cfg.storage_options),
     )
     by_class = class_warnings(classes)
+    embedded = cfg.embeddings is None and CRITERIA[cfg.metric].embeds  # with the model
     summary = {
         "input_samples": totals["input"],
         "kept_samples": totals["kept"],
@@ -59,8 +60,8 @@ def write_summary(ctx: Context, unit: str) -> dict:
         "warnings": audit.warnings(cfg, selection["notes"], rate_achieved) + by_class,
         "reasons": totals["reasons"],
         "metric": cfg.metric,
-        "model": None if cfg.embeddings else cfg.model,
-        "pretrained": None if cfg.embeddings else cfg.pretrained,
+        "model": cfg.model if embedded else None,
+        "pretrained": cfg.pretrained if embedded else None,
         "embeddings": cfg.embeddings,
         "clusters": cfg.clusters,
         "seed": cfg.seed,

@@ -8,6 +8,7 @@ from html import escape
 import pandas as pd
 
 from curation.storage import Folder
+from pipelines.data_pruning.cluster_table import MEANINGS
 from pipelines.data_pruning.finished import open_run
 from pipelines.report import plots
 from pipelines.report.content import ReportContent, gather
@@ -48,12 +49,31 @@ def _summary(content: ReportContent) -> str:
             ("k-means final objective", f"{objective[-1]:.6g}"),
             ("empty clusters in training", content.clustering["empty_clusters_in_training"]),
         ]
-    as_text = [(name, str(value)) for name, value in rows]  # no float column for the counts
+    as_text = [(name, str(value)) for name, value in rows
+               if value is not None]  # no float column; no rate with --keep-list  # fmt: skip
+    meaning = _meanings(["k-means objective"]) if content.clustering else ""
     return (
-        table(pd.DataFrame(as_text, columns=["count", "value"]), html_id="counts")
+        _audit(content.summary or {})
+        + table(pd.DataFrame(as_text, columns=["count", "value"]), html_id="counts")
         + table(pd.DataFrame(settings, columns=["setting", "value"]))
+        + meaning
         + _classes(content.summary or {})
     )
+
+
+def _audit(summary: dict) -> str:
+    """summary.json's explanation (what the score means, what was applied) and warnings."""
+    lines = "".join(f"<p>{escape(line)}</p>" for line in summary.get("explanation", []))
+    warnings = "".join(f'<p class="warning">warning: {escape(line)}</p>'
+                       for line in summary.get("warnings", []))  # fmt: skip
+    return f'<div class="explanation" id="explanation">{lines}{warnings}</div>'
+
+
+def _meanings(columns) -> str:
+    """One line for each of `columns` that has a declared meaning."""
+    items = "".join(f"<li><b>{escape(c)}</b>: {escape(MEANINGS[c])}</li>"
+                    for c in columns if c in MEANINGS)  # fmt: skip
+    return f'<ul class="meanings">{items}</ul>' if items else ""
 
 
 def _classes(summary: dict) -> str:
@@ -114,7 +134,8 @@ def _plots(content: ReportContent) -> str:
 def _galleries(content: ReportContent, clusters: int, per_side: int, seed: int) -> str:
     chosen = choose_samples(content.decisions, clusters, per_side, seed)
     config = content.run.config
-    found = thumbnails(chosen, config.shards, config.storage_options)
+    found = thumbnails(chosen, content.decisions, config.shards, content.class_names,
+                       config.storage_options)  # fmt: skip
     sizes = content.clusters.set_index("cluster")["size"]
     return "".join(gallery(c, int(sizes.get(c, 0)), items) for c, items in found.items())
 
@@ -132,7 +153,7 @@ def render(content: ReportContent, clusters: int = 8, per_side: int = 6, seed: i
             "clusters",
             "Clusters (click a column to sort)",
             f'<div class="scroll">{table(content.clusters, sortable=True, html_id="cluster-table")}'
-            "</div>",
+            f"</div>{_meanings(content.clusters.columns)}",
         ),
         (
             "gallery",

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from curation import rundir
 from curation.storage import Folder
 from pipelines.data_pruning import schema
+from pipelines.data_pruning.classes import class_names as input_class_names
+from pipelines.data_pruning.classes import folder_class_names
 from pipelines.data_pruning.cluster_table import CLUSTER_COLUMNS
 from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.criteria.semdedup import load_dedup
 from pipelines.data_pruning.finished import FinishedRun
 
 
 @dataclass
 class ReportContent:
     run: FinishedRun
-    decisions: pd.DataFrame  # one row per sample, with its label
+    decisions: pd.DataFrame  # one row per sample, with its label and the member it duplicates
+    class_names: dict[int, str]  # label -> name, from classes.json
     counts: dict  # input, kept, pruned, failed, reasons
     summary: dict | None  # the output folder's summary.json
     clusters: pd.DataFrame
@@ -37,7 +43,24 @@ def load_decisions(run: FinishedRun) -> pd.DataFrame:
     decisions["shard_index"] = rows["shard"].to_numpy()
     decisions["label"] = rows["label"].to_numpy()
     decisions["distance"] = run.samples().clusters.distance
+    decisions["nearest"] = _nearest(run, len(decisions))
     return decisions
+
+
+def _nearest(run: FinishedRun, rows: int) -> np.ndarray:
+    """Each row's most similar earlier member of its cluster (SemDeDup's `dedup` stage, which
+    DBP runs too): the sample a pruned duplicate duplicates; -1 without one."""
+    if not rundir.is_complete(run.run, "dedup"):
+        return np.full(rows, -1, np.int64)
+    return np.concatenate([load_dedup(run.run, u)["nearest"] for u in run.units])
+
+
+def class_names(run: FinishedRun) -> dict[int, str]:
+    """The names of classes.json in the output (copied there by the run), else beside the
+    inputs."""
+    options = run.config.storage_options
+    output = Folder(run.config.output, options)
+    return folder_class_names(output) or input_class_names(run.config.shards, options)
 
 
 def cluster_table(decisions: pd.DataFrame, summary: dict | None, metric: str) -> pd.DataFrame:
@@ -81,6 +104,7 @@ def gather(run: FinishedRun) -> ReportContent:
     return ReportContent(
         run=run,
         decisions=decisions,
+        class_names=class_names(run),
         counts=run.counts(),
         summary=summary,
         clusters=cluster_table(decisions, summary, run.config.metric),

@@ -16,6 +16,7 @@ from shards.extensions import IMAGE_EXTENSIONS
 from shards.pick import pick_samples
 
 THUMBNAIL = 96
+DUPLICATE = "duplicate"  # SemDeDup's and DBP's reason for a pruned duplicate
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Thumbnail:
     kept: bool
     reason: str
     score: float
+    original: Thumbnail | None = None  # a pruned duplicate's most similar earlier member
 
 
 def _choose(members: pd.DataFrame, count: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -72,10 +74,10 @@ def thumbnail_uri(data: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _caption(row, caption: str | None) -> str:
+def _caption(row, caption: str | None, names: dict[int, str]) -> str:
     parts = []
     if row.label >= 0:
-        parts.append(f"label {row.label}")
+        parts.append(names.get(int(row.label), f"label {row.label}"))
     if caption:
         parts.append(caption if len(caption) <= 80 else caption[:77] + "...")
     return " · ".join(parts) or row.key
@@ -86,31 +88,40 @@ def _text(sample) -> str | None:
     return None if txt is None else bytes(txt.data[:400]).decode("utf-8", "replace")
 
 
-def thumbnails(chosen: dict[int, pd.DataFrame], shards: list[str],
+def _originals(chosen: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The rows the chosen pruned duplicates duplicate, by their id."""
+    wanted = chosen[(chosen["reason"] == DUPLICATE) & (chosen["nearest"] >= 0)]["nearest"]
+    return decisions[decisions["id"].isin(wanted)].set_index("id", drop=False)
+
+
+def thumbnails(chosen: dict[int, pd.DataFrame], decisions: pd.DataFrame, shards: list[str],
+               names: dict[int, str],
                storage_options: dict | None = None) -> dict[int, list[Thumbnail]]:  # fmt: skip
-    """Read every chosen sample in one pass per shard."""
-    everything = pd.concat(chosen.values()) if chosen else pd.DataFrame()
+    """Read every chosen sample, and the sample each pruned duplicate duplicates, in one pass
+    per shard; labels shown by their class names."""
+    everything = pd.concat(chosen.values()) if chosen else decisions.iloc[:0]
+    originals = _originals(everything, decisions)
     uris: dict[tuple[int, int], str] = {}
     captions: dict[tuple[int, int], str | None] = {}
-    for shard, group in everything.groupby("shard_index") if len(everything) else []:
+    wanted = pd.concat([everything, originals])
+    for shard, group in wanted.groupby("shard_index") if len(wanted) else []:
         positions = group["position"].astype(int)
         for sample in pick_samples(shards[int(shard)], positions, storage_options):
             image = sample.get(*IMAGE_EXTENSIONS)
             if image is not None:
                 uris[(int(shard), sample.position)] = thumbnail_uri(image.data)
                 captions[(int(shard), sample.position)] = _text(sample)
-    return {
-        cluster: [
-            Thumbnail(
-                uris[(int(r.shard_index), int(r.position))],
-                r.key,
-                _caption(r, captions[(int(r.shard_index), int(r.position))]),
-                bool(r.kept),
-                r.reason,
-                float(r.score),
-            )
-            for r in members.itertuples()
-            if (int(r.shard_index), int(r.position)) in uris
-        ]
-        for cluster, members in chosen.items()
-    }
+
+    def thumbnail(r) -> Thumbnail | None:
+        at = (int(r.shard_index), int(r.position))
+        if at not in uris:
+            return None
+        original = None
+        if r.reason == DUPLICATE and r.nearest in originals.index:
+            original = thumbnail(originals.loc[r.nearest])
+        return Thumbnail(uris[at], r.key, _caption(r, captions[at], names), bool(r.kept),
+                         r.reason, float(r.score), original)  # fmt: skip
+
+    found = {cluster: [thumbnail(r) for r in members.itertuples()]
+             for cluster, members in chosen.items()}  # fmt: skip
+    return {cluster: [t for t in items if t is not None] for cluster, items in found.items()}

@@ -27,6 +27,10 @@ figcaption { font-size: 0.8rem; color: #555; max-width: 96px; overflow-wrap: any
 .side h4 { margin: 0.2rem 0; } .kept h4 { color: #2a9d8f; } .pruned h4 { color: #e76f51; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 0.5rem; } .thumbs figure { margin: 0; }
 .thumbs img { width: 96px; height: 96px; object-fit: contain; background: #eee; }
+.pair { display: flex; flex-wrap: wrap; gap: 0.2rem; max-width: 200px; border: 1px dashed #e76f51; }
+.pair p { margin: 0; font-size: 0.8rem; color: #555; flex-basis: 100%; }
+.meanings { font-size: 0.85rem; color: #444; } .explanation p { margin: 0.2rem 0; }
+.warning { color: #9a3412; }
 """
 
 SORT_SCRIPT = """
@@ -77,11 +81,22 @@ def figure(title: str, png: bytes, width: int | None = None) -> str:
     )
 
 
-def _thumb(t: Thumbnail) -> str:
+def _figure(t: Thumbnail) -> str:
     tip = f"{t.key}: {t.reason}, score {t.score:.4g}"
     return (
         f'<figure><img src="{t.uri}" alt="{escape(t.key)}" title="{escape(tip)}">'
         f"<figcaption>{escape(t.caption)}</figcaption></figure>"
+    )
+
+
+def _thumb(t: Thumbnail) -> str:
+    """A sample; a pruned duplicate beside the sample it duplicates."""
+    if t.original is None:
+        return _figure(t)
+    o = t.original
+    return (
+        f'<div class="pair">{_figure(t)}{_figure(o)}<p>duplicate of {escape(o.key)} '
+        f"({'kept' if o.kept else o.reason})</p></div>"
     )
 
 

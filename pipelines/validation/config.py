@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curation.fields import CLI, Count, FloatList, NameList, Natural, OpenFraction, Positive
 from metrics.kd import kd_alpha
-from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.criteria import ranked
 
 MIN_STEPS = 200  # a floor for small data sets, where a few epochs are only a few steps
 
@@ -86,7 +86,9 @@ class SweepPlan(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     rates: FloatList = Field([0.3, 0.5, 0.7, 0.9], description="Pruning rates, comma-separated.")
-    metrics: NameList = Field(list(CRITERIA), description="Metrics, comma-separated, or all.")
+    metrics: NameList = Field(
+        default_factory=ranked, description="Metrics, comma-separated, or all."
+    )
     kd: Literal["off", "on", "both"] = Field("both", description="off, on or both.")
 
     @field_validator("rates")
@@ -100,9 +102,9 @@ class SweepPlan(BaseModel):
     @classmethod
     def _known(cls, metrics: list[str]) -> list[str]:
         if metrics == ["all"]:
-            return list(CRITERIA)
-        unknown = [m for m in metrics if m not in CRITERIA]
+            return ranked()
+        unknown = [m for m in metrics if m not in ranked()]
         if unknown or not metrics:
             raise ValueError(f"unknown metric {(unknown or [''])[0]!r}: choose from "
-                             f"{', '.join(CRITERIA)}")  # fmt: skip
+                             f"{', '.join(ranked())}")  # fmt: skip
         return metrics

@@ -28,6 +28,7 @@ def validate(run_dir: str, config: ValidationConfig, storage_options: dict | Non
     """Train every arm for every seed, write `RUN/validate/results.json`, return it."""
     start = time.time()
     run = open_run(run_dir, storage_options=storage_options)
+    run.require_embeddings("curate validate")
     compare = Comparison(run, run.samples(), config)
     kept = compare.data.subset(run.kept())
     if len(kept) == 0:

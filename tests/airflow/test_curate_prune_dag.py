@@ -38,7 +38,8 @@ def test_the_params_are_the_cli_options_with_their_types_defaults_and_bounds(pru
     assert params.get_param("metric").schema["enum"] == list(CRITERIA)
     assert params["clusters"] == 100 and params.get_param("clusters").schema["minimum"] == 1
     assert params["storage_options"] == {} and params["pretrained"] is None
-    assert params.get_param("rate").schema["exclusiveMaximum"] == 1
+    rate = params.get_param("rate").schema["anyOf"]  # a number in (0, 1), or none (--keep-list)
+    assert {"exclusiveMinimum": 0, "exclusiveMaximum": 1, "type": "number"} in rate
 
 
 def test_a_bad_request_is_refused_before_any_task_runs(prune_dag, tmp_path, tiny_clip):
@@ -63,10 +64,10 @@ def test_a_dag_run_gives_the_bytes_of_curate_prune_and_retries_a_dying_unit(
     ran = {task for task, (state, tries) in found.items() if state == SUCCESS}
     assert all(tries <= 1 for key, (_, tries) in found.items() if key != ("embed.unit", "00001"))
     skipped = {task for task, (state, _) in found.items() if state == "skipped"}
+    mapped = ("emb_parts", "emb_index", "keep_list", "el2n", "dedup_assign", "group", "dedup",
+              "dbp_assign")  # fmt: skip
     assert {t for t, _ in skipped} == {"el2n_train", "dedup_cluster", "dbp_cluster", *(
-        f"{s}.{step}" for s in ("emb_parts", "emb_index", "el2n", "dedup_assign", "group",
-                                "dedup", "dbp_assign")
-        for step in ("units", "unit", "finish"))}  # fmt: skip
+        f"{s}.{step}" for s in mapped for step in ("units", "unit", "finish"))}  # fmt: skip
     assert {("reshard.unit", u) for u in ("00000", "00001", "00002")} <= ran
     assert output_files(tmp_path / "dag") == output_files(tmp_path / "cli")
     assert not (tmp_path / "dag" / LEASE_NAME).exists()

@@ -45,12 +45,15 @@ def test_declaring_every_pipeline_and_selecting_import_neither_torch_nor_faiss()
 import sys
 import curation.cli
 from pipelines.data_pruning.config import PruneConfig
-from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.criteria import ranked
 from pipelines.data_pruning.pipeline import stages
 import pipelines.data_pruning.select
-for metric in CRITERIA:
-    config = PruneConfig(shards=["a.tar"], output="/tmp/out", rate=0.5, metric=metric,
-                         pretrained="random", ccs_score="el2n", filter="clip-score:0.2")
+configs = [PruneConfig(shards=["a.tar"], output="/tmp/out", rate=0.5, metric=metric,
+                       pretrained="random", ccs_score="el2n", filter="clip-score:0.2")
+           for metric in ranked()]
+configs.append(PruneConfig(shards=["a.tar"], output="/tmp/out", keep_list="k.npy",
+                           pretrained="random"))
+for config in configs:
     assert [s.name for s in stages(config)][-3:] == ["select", "reshard", "summary"]
 heavy = sorted(m for m in ("torch", "faiss", "open_clip", "timm") if m in sys.modules)
 print(",".join(heavy))

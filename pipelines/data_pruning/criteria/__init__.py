@@ -14,6 +14,7 @@ from pipelines.data_pruning.criteria import (
     clip_score,
     dbp,
     el2n,
+    keep_list,
     prototypicality,
     random,
     semdedup,
@@ -31,9 +32,16 @@ CRITERIA: dict[str, Criterion] = {
         semdedup.CRITERION,
         el2n.CRITERION,
         ccs.CRITERION,
+        keep_list.CRITERION,
     )
 }
 FILTERS: dict[str, Filter] = {name: f for f in (clip_score.FILTER,) for name in f.names}
+
+
+def ranked() -> list[str]:
+    """The criteria that rank embedded samples at a rate: what `curate sweep` varies (a
+    keep-list fixes its kept set itself)."""
+    return [name for name, c in CRITERIA.items() if c.embeds]
 
 
 def options() -> dict[str, tuple[Any, Any]]:

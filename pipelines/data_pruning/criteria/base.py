@@ -57,7 +57,9 @@ class Criterion:
     the config fields its rule reads, hashed by `select_plan` and recorded in summary.json (as
     `summarise` gives them, when it differs); `plan` may give its own per-cluster table
     (`"clusters"`), whose kept column counts by `table_clusters`; `per_class`: whether
-    --per-class applies (the criterion ranks within groups it can nest in classes)."""
+    --per-class applies (the criterion ranks within groups it can nest in classes); `embeds`:
+    False for a rule that reads no embeddings (the shards' rows are read without decoding, no
+    model, no clustering: every sample is in cluster 0)."""
 
     name: str
     meaning: str  # what its score means and which way it keeps: for help, console and report
@@ -73,6 +75,7 @@ class Criterion:
     needs_labels: Callable[[Any], bool] = never  # checked on the first shard before a run
     table_clusters: Callable[[ShardSamples], np.ndarray] = main_clusters
     per_class: bool = True
+    embeds: bool = True
 
     def parameter_values(self, config: Any) -> dict[str, Any]:
         if self.summarise is not None:

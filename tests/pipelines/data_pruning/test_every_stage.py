@@ -5,13 +5,15 @@ import itertools
 import pytest
 
 from pipelines.data_pruning.config import PruneConfig
-from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.criteria import CRITERIA, keep_list
 from pipelines.data_pruning.pipeline import every_stage, is_barrier, stages
 
 
 def _configs():
+    yield PruneConfig(shards=["a.tar"], output="/tmp/out", keep_list="/data/keep.npy")
+    ranked = [name for name in CRITERIA if name != keep_list.NAME]
     for metric, ccs_score, keep, embeddings, dedup_clusters in itertools.product(
-        CRITERIA, ("prototypicality", "el2n"), ("hard", "easy"), (None, "/data/emb"), (None, 50)
+        ranked, ("prototypicality", "el2n"), ("hard", "easy"), (None, "/data/emb"), (None, 50)
     ):
         yield PruneConfig(shards=["a.tar"], output="/tmp/out", rate=0.5, metric=metric,
                           pretrained="random", ccs_score=ccs_score, keep=keep,

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines.data_pruning import schema
-from pipelines.data_pruning.criteria import CRITERIA, loaders
+from pipelines.data_pruning.criteria import loaders, ranked
 from pipelines.data_pruning.decide import keep_mask
 from pipelines.data_pruning.finished import open_run
 from pipelines.data_pruning.runner import ensure_scores
@@ -50,7 +50,7 @@ def test_what_select_wrote_is_the_reference_rule(run_copy):
     assert schema.read_selection_record(run.run, run.units)["clusters"] == expected.clusters
 
 
-@pytest.mark.parametrize("metric", list(CRITERIA))
+@pytest.mark.parametrize("metric", ranked())
 def test_keep_mask_of_every_metric_is_the_reference_rule(run_copy, metric):
     run = open_run(run_copy)
     cfg = run.config.model_copy(update={"metric": metric, "rate": 0.6, "eps": 0.01,

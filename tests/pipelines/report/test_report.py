@@ -3,21 +3,28 @@ kept and pruned thumbnails; opened in headless Chromium with no console errors."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import tarfile
+from html import escape
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from curation.cli import app
+from pipelines.data_pruning.cluster_table import MEANINGS
 from pipelines.report.build import build_report
 from pipelines.report.content import cluster_table
 from pipelines.sweep import sweep
 from pipelines.validation.config import SweepPlan, ValidationConfig
 from pipelines.validation.validate import validate
+from tests.builders import add_member, image_bytes
+from tests.runs import decisions, run_prune, summary
 
 FAST = ValidationConfig(steps=5, batch_size=16)
 
@@ -166,3 +173,57 @@ def test_page_renders_in_headless_chromium(report, tmp_path):
     assert len(plots) == 4 and all(plots)  # curve, cluster sizes, complexity, scores
     assert sizes == sorted(sizes, reverse=True)
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def dedup_report(tmp_path_factory, tiny_clip) -> dict:
+    """A SemDeDup run over shards where every image is there twice (under another key), with
+    a classes.json beside them."""
+    root = tmp_path_factory.mktemp("dedup-report")
+    rng = np.random.default_rng(3)
+    shards = []
+    for s in range(2):
+        path = root / "in" / f"{s:05d}.tar"
+        path.parent.mkdir(exist_ok=True)
+        with tarfile.open(path, "w") as tar:
+            for i in range(8):
+                label = i % 2
+                image = image_bytes(rng, label)
+                for copy in ("a", "b"):
+                    add_member(tar, f"{s}{i:02d}{copy}.jpg", image)
+                    add_member(tar, f"{s}{i:02d}{copy}.cls", str(label).encode())
+        shards.append(path)
+    (root / "in" / "classes.json").write_text(json.dumps({"tabby cat": 0, "red fox": 1}))
+    out = root / "out"
+    run_prune(shards, out, tiny_clip, metric="semdedup", rate=0.25, clusters=2)
+    html = Path(build_report(str(out / "_run"), clusters=2, per_side=8)).read_text()
+    return {"html": html, "decisions": decisions(out), "summary": summary(out)}
+
+
+def test_pruned_duplicates_are_shown_beside_what_they_duplicate(dedup_report):
+    found = dedup_report["decisions"]
+    pruned = found[found["reason"] == "duplicate"]
+    assert len(pruned) > 0
+    pairs = re.findall(r'<div class="pair">(.*?)</div>', dedup_report["html"])
+    assert len(pairs) == len(pruned)  # 8 per side shows every pruned duplicate
+    by_key = dict(zip(found["key"], found["detail"], strict=True))
+    for pair in pairs:
+        first, second = re.findall(r'alt="([^"]+)"', pair)
+        assert by_key[first].startswith(f"duplicate of {second} ")
+        assert pair.count('src="data:image/jpeg;base64,') == 2
+
+
+def test_labels_show_their_class_names_and_columns_their_meaning(dedup_report):
+    html = dedup_report["html"]
+    assert "tabby cat" in html and "red fox" in html
+    assert "label 0" not in html and "label 1" not in html
+    for column in ("d_intra", "d_inter", "complexity"):
+        assert f"<li><b>{column}</b>: {escape(MEANINGS[column])}</li>" in html
+    assert escape(MEANINGS["k-means objective"]) in html
+
+
+def test_the_summary_explanation_and_warnings_are_on_the_page(dedup_report):
+    section = re.search(r'<div class="explanation" id="explanation">.*?</div>',
+                        dedup_report["html"]).group(0)  # fmt: skip
+    lines = dedup_report["summary"]["explanation"] + dedup_report["summary"]["warnings"]
+    assert lines and all(escape(line) in section for line in lines)

@@ -17,7 +17,7 @@ import pipelines.embedders
 from curation.cli import app
 from curation.errors import CurateError
 from curation.fields import validated
-from pipelines.data_pruning.criteria import CRITERIA
+from pipelines.data_pruning.criteria import CRITERIA, ranked
 from pipelines.data_pruning.finished import open_run
 from pipelines.data_pruning.workers import embedder_of
 from pipelines.sweep import sweep
@@ -55,8 +55,8 @@ def test_sweep_reuses_embeddings_and_clusters(run_copy, monkeypatch):
     )
     result = sweep(run_copy, FAST, SweepPlan(rates=[0.5, 0.8]))
     assert {stage: digest(run / stage) for stage in before} == before
-    assert [(c.metric, c.rate) for c in calls] == [(m, r) for m in CRITERIA for r in (0.5, 0.8)]
-    assert len(result["rows"]) == 1 + len(CRITERIA) * 2 * 2
+    assert [(c.metric, c.rate) for c in calls] == [(m, r) for m in ranked() for r in (0.5, 0.8)]
+    assert len(result["rows"]) == 1 + len(ranked()) * 2 * 2
     for name in ("results.csv", "results.md", "curve.png", "sweep.json"):
         assert (run / "sweep" / name).stat().st_size > 0
     assert (run / "sweep" / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
