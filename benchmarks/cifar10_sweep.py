@@ -25,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
 from efficientnet_lite0 import convert  # noqa: E402
+from pipelines.sweep import sweep  # noqa: E402
+from pipelines.validation.validate import validate  # noqa: E402
 
 from pipelines.data_pruning.config import PruneConfig  # noqa: E402
 from pipelines.data_pruning.runner import prune  # noqa: E402
 from pipelines.report.build import build_report  # noqa: E402
-from pipelines.sweep import sweep  # noqa: E402
 from pipelines.validation.config import SweepPlan, ValidationConfig  # noqa: E402
-from pipelines.validation.validate import validate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpg" / "cifar10_jpg_full.tar"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

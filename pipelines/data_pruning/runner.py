@@ -12,7 +12,7 @@ from curation.executors import make_executor
 from curation.stage import Context
 from curation.storage import Folder
 from pipelines.data_pruning import schema
-from pipelines.data_pruning.pipeline import NAME, scoring_stages, stages
+from pipelines.data_pruning.pipeline import NAME, stages
 
 VERSIONED = ("curate", "torch", "open_clip_torch", "timm", "faiss-cpu", "numpy", "pyarrow")
 
@@ -65,13 +65,3 @@ def prune(config, overwrite: bool = False) -> dict:
     finally:
         executor.close()
     return out.read_json(schema.SUMMARY)
-
-
-def ensure_scores(run: Folder, config) -> None:
-    """Run the scoring stages a metric reads (SemDeDup, re-clustering, EL2N) in an existing run
-    directory; embeddings and clusters with an unchanged config are reused, not recomputed."""
-    executor = make_executor(config.executor, config.workers, config.scheduler)
-    try:
-        run_stages(scoring_stages(config), Context(run, config), executor)
-    finally:
-        executor.close()

@@ -1,5 +1,6 @@
 """EL2N (Paul et al. 2021, "Deep Learning on a Data Diet"): `||softmax(f(x)) - onehot(y)||_2`
-averaged over a seeded ensemble of probes trained on the embeddings; keep the highest (hardest),
+averaged over a seeded ensemble of probes trained on the embeddings (or, with `--el2n-source
+network`, of networks trained on the images: `el2n_network.py`); keep the highest (hardest),
 optionally after dropping the very hardest first (often label noise)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pydantic import Field
 
 from curation.fields import Count, Fraction, Natural
 from curation.stage import Lazy, Stage
-from pipelines.data_pruning import schema
+from pipelines.data_pruning import el2n_network, schema
 from pipelines.data_pruning.criteria.base import Criterion
 from pipelines.data_pruning.decision import Detail
 from pipelines.data_pruning.samples import shard_array
@@ -24,6 +25,8 @@ def _el2n_params(c) -> dict:
 
 
 def scoring(config) -> list[Stage]:
+    if config.el2n_source == "network":
+        return el2n_network.scoring(config)
     return [Stage("el2n", schema.barrier_unit, Lazy("pipelines.data_pruning.el2n:score_el2n"),
                   _el2n_params, setup=THREADS)]  # fmt: skip
 
@@ -33,7 +36,7 @@ def load_el2n(run, units, rows) -> np.ndarray:
 
 
 def columns(config) -> dict:
-    return {"el2n": load_el2n}
+    return {"el2n": el2n_network.load_scores if config.el2n_source == "network" else load_el2n}
 
 
 def drop_unlabelled(d, rows: np.ndarray) -> np.ndarray:
@@ -54,7 +57,8 @@ def keep_hardest(samples, cfg, d, rows, target) -> None:
     rest = order[offset:]  # already ranked: no second sort
     d.settle(rest, np.arange(len(rest)) < target, "hardest", "too_easy")
     d.notes["el2n"] = {"models": cfg.el2n_models, "epochs": cfg.el2n_epochs,
-                       "probe": f"MLP, {cfg.el2n_hidden} hidden" if cfg.el2n_hidden else "linear",
+                       "probe": cfg.el2n_network if cfg.el2n_source == "network" else
+                       f"MLP, {cfg.el2n_hidden} hidden" if cfg.el2n_hidden else "linear",
                        "offset": cfg.el2n_offset}  # fmt: skip
 
 
@@ -73,6 +77,7 @@ CRITERION = Criterion(
     reasons=("hardest_offset", "no_label", "hardest", "too_easy"),
     options={
         **PROBE_OPTIONS,
+        **el2n_network.OPTIONS,
         "el2n_offset": (
             Fraction,
             Field(0.0, description="el2n: fraction of the hardest dropped first."),
@@ -80,5 +85,5 @@ CRITERION = Criterion(
     },
     scoring=scoring,
     columns=columns,
-    parameters=("el2n_models", "el2n_epochs", "el2n_hidden", "el2n_offset"),
+    parameters=("el2n_models", "el2n_epochs", "el2n_hidden", "el2n_offset", "el2n_source"),
 )

@@ -15,9 +15,8 @@ from typer.testing import CliRunner
 from curation.cli import app
 from pipelines.report.build import build_report
 from pipelines.report.content import cluster_table
-from pipelines.sweep import sweep
 from pipelines.validation.config import SweepPlan, ValidationConfig
-from pipelines.validation.validate import validate
+from pipelines.validation.runner import sweep, validate
 
 FAST = ValidationConfig(steps=5, batch_size=16)
 
@@ -37,6 +36,7 @@ def test_page_is_self_contained(report):
     assert "http://" not in html and "https://" not in html
     for section in ("summary", "validation", "sweep", "plots", "clusters", "gallery"):
         assert f'id="{section}"' in html
+    assert "95% interval" in html and "has seen the pruned samples" in html
     assert html.count('src="data:image/jpeg;base64,') >= 8
     assert "photo of thing" in html  # captions shown under thumbnails
 
@@ -47,7 +47,8 @@ def test_counts_always_add_up(report):
         re.findall(r'<td data-value="([a-z ]+)">[^<]*</td><td data-value="(\d+)"', counts)
     )
     assert int(values["input samples"]) == 120
-    assert int(values["kept"]) + int(values["pruned"]) + int(values["failed"]) == 120
+    parts = ("kept", "pruned", "failed", "held out")
+    assert sum(int(values[p]) for p in parts) == 120 and int(values["held out"]) > 0
 
 
 def test_cluster_table_without_and_with_dbp_columns():
