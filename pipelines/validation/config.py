@@ -192,11 +192,13 @@ class SweepPlan(BaseModel):
 
 
 def _values(value: Any) -> Any:
-    """`a,b` typed once on the command line; `none` stands for an option's unset value."""
+    """`a,b` typed once on the command line, or one value; `none` stands for an option's
+    unset value."""
+    if value is None:
+        return None
     values = comma_separated(value)
-    if isinstance(values, list):
-        return [None if v in ("none", None) else v for v in values]
-    return values
+    values = values if isinstance(values, list) else [values]
+    return [None if v in ("none", None) else v for v in values]
 
 
 def _listed(annotation: Any, field: Any) -> tuple[Any, Any]:
