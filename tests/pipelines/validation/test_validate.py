@@ -262,3 +262,15 @@ def test_the_output_folder_is_accepted_for_the_run(pruned_run, tmp_path):
     results = validate(str(root / "out"), FAST)
     assert results["run_dir"].rstrip("/").endswith("copy/out/_run")
     assert np.isfinite(results["arms"][0]["accuracy"]["mean"])
+
+
+@pytest.mark.parametrize("executor", ["local", pytest.param("dask", marks=pytest.mark.slow)])
+def test_worker_processes_give_the_same_numbers(run_copy, tmp_path, executor):
+    """Two worker processes (a spawned pool, or a Dask LocalCluster), each loading the data and
+    teachers once, give exactly the numbers of one in-process worker."""
+    inline = validate(run_copy, FAST.model_copy(update={"seeds": 2}))
+    other = shutil.copytree(run_copy, tmp_path / "other")
+    shutil.rmtree(other / "validate")
+    config = FAST.model_copy(update={"seeds": 2, "executor": executor, "workers": 2})
+    spread = validate(str(other), config)
+    assert spread["arms"] == inline["arms"] and spread["comparisons"] == inline["comparisons"]
