@@ -242,10 +242,12 @@ def test_unlabelled_runs_are_a_user_error(tmp_path, tiny_clip):
 
 def test_cli_prints_the_table_and_explains_bad_input(run_copy, tmp_path):
     runner = CliRunner()
-    ok = runner.invoke(app, ["validate", run_copy, "--steps", "5", "--batch-size", "16",
-                             "--alpha", "0.9", "--temperature", "2"])  # fmt: skip
+    args = ["--steps", "5", "--batch-size", "16", "--alpha", "0.9", "--temperature", "2"]
+    ok = runner.invoke(app, ["validate", run_copy, *args, "--teacher-cache"])
     assert ok.exit_code == 0, ok.output
     assert "random+kd" in ok.output and "0.900" in ok.output and "95% interval" in ok.output
+    recorded = json.loads(Path(run_copy, "validate", "config.json").read_text())["config"]
+    assert recorded["config"]["teacher_cache"] is True
     missing = runner.invoke(app, ["validate", str(tmp_path / "nothing")])
     assert missing.exit_code == 2
     assert "not a curate run directory" in missing.output
