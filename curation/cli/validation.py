@@ -73,7 +73,7 @@ def _sweep(run_dir: RunArgument, **options) -> None:
     result = run_sweep(run_dir, validation_config(**options), plan, choices)
     print(sweep_markdown(result))
     print(
-        f"{len(result['rows'])} results, {result['seconds']} s of training: "
+        f"{len(result['rows'])} results, {result['seconds']} s of work in units: "
         f"{result['run_dir'].rstrip('/')}/sweep/ (results.csv, results.md, curve.png)"
     )
 

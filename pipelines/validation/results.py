@@ -133,7 +133,7 @@ def validate_summary(folder: Folder, job: Job) -> dict:
         records[arm] = record
     stacked = {arm: _stack(values) for arm, values in by_arm.items()}
     kept = records["kept"]
-    result = {
+    return {
         **_common(folder, job, kept),
         "metric": job.run_config["metric"],
         "rate": job.run_config["rate"],
@@ -160,7 +160,6 @@ def validate_summary(folder: Folder, job: Job) -> dict:
         ],
         "seconds": _seconds(folder, job),
     }
-    return result
 
 
 def validate_markdown(result: dict) -> str:
@@ -177,7 +176,7 @@ def validate_markdown(result: dict) -> str:
         lines.append(f"| {arm['arm']} | {arm['subset']} | {arm['train_size']} | "
                      f"{arm['teacher'] or ''} | {alpha} | "
                      f"{format_accuracy(arm['accuracy'], False)} |")  # fmt: skip
-    lines += ["", "| difference (points) | 95% interval |", "|---|---|"]
+    lines += ["", "| difference | points [95% interval] |", "|---|---|"]
     lines += [f"| {c['arm']} - {c['against']} | {format_difference(c)} |"
               for c in result["comparisons"]]  # fmt: skip
     lines += ["", *_teacher_lines(result), "", UNCERTAINTY]

@@ -103,20 +103,20 @@ def _teacher_source(job: Job, name: str, size: int | None) -> str:
     return f"trained on {what} ({size} samples, seed {config.seed}){seen}"
 
 
+def _test_given(ctx: Context, job: Job, data: ValidationData) -> dict:
+    """`--teacher`: nothing to train; its test answers, on the view it takes."""
+    model = given_teacher(job.config, data)
+    view = view_for(job.config, GIVEN, data)
+    correct = correct_on_test(model, data, job.config, None if view is data.inputs else view)
+    record = {"name": GIVEN, "train_size": None, "source": _teacher_source(job, GIVEN, None)}
+    return _write(ctx, TEACHER, GIVEN, correct, record)
+
+
 def train_teacher(ctx: Context, unit: str) -> dict:
     job: Job = ctx.config
     config, data = job.config, _data(ctx)
     if unit == GIVEN:
-        model = given_teacher(config, data)
-        view = view_for(config, GIVEN, data)
-        correct = correct_on_test(model, data, config, None if view is data.inputs else view)
-        return _write(
-            ctx,
-            TEACHER,
-            unit,
-            correct,
-            {"name": unit, "train_size": None, "source": _teacher_source(job, unit, None)},
-        )
+        return _test_given(ctx, job, data)
     subset = data.pool if unit == FULL else _kept(job, data)
     steps = config.total_steps(len(data.pool))
     model = train_model(data, subset, config, steps, config.seed, label=f"teacher {unit}")
