@@ -108,6 +108,11 @@ def test_adding_a_rate_or_a_value_trains_only_the_new_units(run_copy, monkeypatc
           SweepOptions(keep="hard,easy"))  # fmt: skip
     assert sorted(labels) == ["prototypicality@0.5@keep=easy@kd@seed0",
                               "prototypicality@0.7@keep=easy@kd@seed0"]  # fmt: skip
+    labels.clear()
+    sweep(run_copy, FAST, plan)  # back to one rate: nothing to train, and the status is done
+    assert labels == []
+    status = {s.name: s for s in read_status(Folder(run_copy))}
+    assert (status["sweep/train"].done, status["sweep/train"].state) == (3, "done")
 
 
 def test_random_draws_anew_for_every_seed_and_rows_compare_with_random(run_copy):
