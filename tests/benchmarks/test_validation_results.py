@@ -7,6 +7,7 @@ import tarfile
 from collections import Counter
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from benchmarks import validation_results as bench
@@ -35,9 +36,11 @@ def test_each_split_is_drawn_per_class_into_labelled_shards_once(tmp_path):
     with tarfile.open(tmp_path / "cifar.tar") as tar:
         pool = bench.write_split(tar, "train", 2, tmp_path / "train", seed=0)
         test = bench.write_split(tar, "test", 2, tmp_path / "test", seed=0)
-        written = [p.stat().st_mtime_ns for p in (tmp_path / "train").iterdir()]
+        written = [p.stat().st_mtime_ns for p in (tmp_path / "train").glob("*.tar")]
         assert bench.write_split(tar, "train", 2, tmp_path / "train", seed=0) == pool
-        assert [p.stat().st_mtime_ns for p in (tmp_path / "train").iterdir()] == written
+        assert [p.stat().st_mtime_ns for p in (tmp_path / "train").glob("*.tar")] == written
+        with pytest.raises(SystemExit, match="another draw"):
+            bench.write_split(tar, "train", 3, tmp_path / "train", seed=0)
     read = read_labelled(pool, 8)
     assert Counter(read.labels.tolist()) == {c: 2 for c in range(len(bench.CLASSES))}
     assert all(k.startswith("train_") for k in read.keys)
