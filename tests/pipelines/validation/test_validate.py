@@ -209,8 +209,8 @@ def test_a_teacher_written_by_validate_is_reused_and_a_wrong_one_refused(run_cop
     copy.write_bytes(Path(teacher).read_bytes())
     given = validate(run_copy, FAST.model_copy(update={"teacher": str(copy)}))
     assert given["teachers"]["given"]["source"].startswith(str(copy))
-    wrong = FAST.model_copy(update={"teacher": str(copy), "probe": "mlp", "on": "images",
-                                    "image_size": 8})  # fmt: skip
+    wrong = FAST.model_copy(update={"teacher": str(copy), "on": "images", "image_size": 8,
+                                    "steps": 1, "batch_size": 4})  # fmt: skip
     with pytest.raises(CurateError, match="takes input"):
         validate(run_copy, wrong)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
@@ -219,12 +219,12 @@ def test_a_teacher_written_by_validate_is_reused_and_a_wrong_one_refused(run_cop
 
 
 def test_images_mode_trains_a_cifar_resnet(run_copy):
-    config = ValidationConfig(on="images", image_size=16, steps=2, batch_size=8)
+    config = ValidationConfig(on="images", image_size=8, steps=2, batch_size=8)
     results = validate(run_copy, config)
     assert results["model"] == "pipelines.cifar_resnet:resnet20"
     assert [a["arm"] for a in results["arms"]] == list(ARMS)
     saved = torch.load(Path(run_copy, "validate", "teacher", "full.pt"), weights_only=True)
-    assert saved["spec"]["kind"] == "network" and saved["spec"]["input"] == [3, 16, 16]
+    assert saved["spec"]["kind"] == "network" and saved["spec"]["input"] == [3, 8, 8]
 
 
 def test_unlabelled_runs_are_a_user_error(tmp_path, tiny_clip):
