@@ -1,7 +1,8 @@
 """Results run: CIFAR-10 pruned by random, prototypicality (keep hard and keep easy), EL2N from
 a network's own early training and CCS over those scores, at 50% and 90% pruned (and class
 balanced or not, when the registry has --per-class), each selection trained as a CIFAR
-ResNet-20 on the images at matched steps, without and with KD from the pretrained ResNet-56,
+ResNet (ResNet-8 by default, `--student`) on the images at matched steps, without and with KD
+from the pretrained ResNet-56,
 and tested on the official CIFAR-10 test set (`curate sweep --eval`).
 
     python benchmarks/validation_results.py [--data DIR] [--work DIR] [--tiny]
@@ -55,6 +56,11 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--per-class", type=int, default=500, help="pool images per class")
     parser.add_argument("--test-per-class", type=int, default=500, help="test images per class")
     parser.add_argument("--rates", default="0.5,0.9")
+    parser.add_argument(
+        "--student",
+        default="pipelines.cifar_resnet:resnet8",
+        help="the network trained on each selection",
+    )
     parser.add_argument("--steps", type=int, default=300, help="steps of every model")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seeds", type=int, default=2)
@@ -161,8 +167,9 @@ def main() -> int:
     prune(config)
     pruned = time.time()
     validation = ValidationConfig(
-        on="images", steps=args.steps, batch_size=args.batch_size, seeds=args.seeds,
-        eval=str(work / "test" / "*.tar"), teacher="pipelines.cifar_resnet:resnet56",
+        on="images", student=args.student, steps=args.steps, batch_size=args.batch_size,
+        seeds=args.seeds, eval=str(work / "test" / "*.tar"),
+        teacher="pipelines.cifar_resnet:resnet56",
         teacher_checkpoint=str(teachers[0]), teacher_cache=True, device=args.device,
         workers=args.workers,
     )  # fmt: skip
