@@ -32,7 +32,7 @@ def _stage_status(run: Folder, stage: str, label: str) -> StageStatus:
     return StageStatus(
         name=label,
         units=None if units is None else len(units),
-        done=len(rundir.done_units(run, stage)),
+        done=len(set(rundir.done_units(run, stage)) & set(units or [])),  # listed ones only
         samples=sum(int(s.get("samples", 0)) for s in stats),
         seconds=sum(float(s.get("seconds", 0.0)) for s in stats),
         errors=len(rundir.error_units(run, stage)),

@@ -114,6 +114,12 @@ def _stage(in_planes: int, planes: int, blocks: int, stride: int) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
+def resnet8(num_classes: int = 10) -> CifarResNet:
+    """One block per stage: the smallest of the family, a student that trains in minutes on
+    CPU (no pretrained checkpoint)."""
+    return CifarResNet(1, num_classes)
+
+
 def resnet20(num_classes: int = 10) -> CifarResNet:
     return CifarResNet(3, num_classes)
 

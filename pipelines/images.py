@@ -14,6 +14,7 @@ from PIL import Image
 from shards.extensions import IMAGE_EXTENSIONS
 from shards.labels import LabelError, sample_label
 from shards.paths import open_shard
+from shards.pick import pick_samples
 from shards.tario import ShardFormatError, iter_samples
 
 
@@ -78,3 +79,30 @@ def _add(sample, size: int, label_field: str, images: list, labels: list, keys: 
     labels.append(label)
     keys.append(sample.key)
     return ""
+
+
+def pick_images(
+    shards: list[str],
+    shard: np.ndarray,
+    position: np.ndarray,
+    size: int,
+    storage_options: dict | None = None,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The images of the samples at (`shard` index into `shards`, `position`), decoded to
+    (n, 3, size, size) uint8, and which were found (a sample that is gone, damaged or
+    undecodable stays zero and is not found)."""
+    images = torch.zeros((len(shard), 3, size, size), dtype=torch.uint8)
+    found = np.zeros(len(shard), dtype=bool)
+    for s in np.unique(shard):
+        rows = np.flatnonzero(shard == s)
+        where = {int(p): int(i) for i, p in zip(rows, position[rows], strict=True)}
+        for sample in pick_samples(shards[int(s)], where, storage_options):
+            image = sample.get(*IMAGE_EXTENSIONS)
+            if image is None:
+                continue
+            try:
+                images[where[sample.position]] = decode_rgb(bytes(image.data), size)
+            except Exception:  # any decoder failure leaves this one sample not found
+                continue
+            found[where[sample.position]] = True
+    return images, found

@@ -12,9 +12,12 @@ the caller's (seed it before building the model).
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal, TextIO
 
 import numpy as np
 import torch
@@ -24,6 +27,7 @@ from torch import nn
 from metrics.kd import kd_loss
 
 CROP_PADDING = 4
+LOG_INTERVAL_S = 10.0
 StepHook = Callable[[int, float], None]  # (steps done, this step's loss)
 
 
@@ -43,6 +47,69 @@ class Recipe:
     warmup: float = 0.05
     augment: bool = False
     temperature: float = 4.0
+
+
+@dataclass
+class TrainingLog:
+    """Progress lines of one training, every `interval` seconds and at the last step: steps
+    done, steps/s, ETA and the accuracy of the training batches since the previous line (a
+    long CPU training is otherwise silent for hours)."""
+
+    label: str
+    steps: int
+    interval: float = LOG_INTERVAL_S
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    _start: float = field(default_factory=time.monotonic, init=False)
+    _last: float = field(default_factory=time.monotonic, init=False)
+    _correct: int = field(default=0, init=False)
+    _seen: int = field(default=0, init=False)
+
+    def step(self, done: int, correct: int, seen: int) -> None:
+        self._correct += correct
+        self._seen += seen
+        now = time.monotonic()
+        if done < self.steps and now - self._last < self.interval:
+            return
+        self._last = now
+        rate = done / max(now - self._start, 1e-9)
+        eta = timedelta(seconds=round((self.steps - done) / max(rate, 1e-9)))
+        accuracy = 100.0 * self._correct / max(self._seen, 1)
+        print(f"[{self.label}] step {done}/{self.steps}, {rate:.2f} steps/s, ETA {eta}, "
+              f"running accuracy {accuracy:.1f}%", file=self.stream, flush=True)  # fmt: skip
+        self._correct = self._seen = 0
+
+
+class Standardise(nn.Module):
+    """(x - mean) / std, uint8 images first scaled to [0, 1]; the statistics are buffers, so
+    a saved model carries its input normalisation."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.float().clone())
+        self.register_buffer("std", std.float().clamp_min(1e-6).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        return (x - self.mean) / self.std
+
+
+def input_statistics(inputs: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of `inputs`: per feature for vectors, per channel (in [0, 1], shaped to
+    broadcast over NCHW) for uint8 images, summed in float64 chunks so that no float copy of
+    the whole set is made."""
+    images = inputs.dtype == torch.uint8
+    dims = (0, 2, 3) if images else (0,)
+    total = squares = 0.0
+    for part in inputs.split(chunk):
+        x = part.double() / 255.0 if images else part.double()
+        total = total + x.sum(dim=dims)
+        squares = squares + (x * x).sum(dim=dims)
+    count = inputs.numel() // (inputs.shape[1] if inputs.ndim > 1 else 1)
+    mean = total / count
+    std = ((squares - count * mean * mean) / max(count - 1, 1)).clamp_min(0.0).sqrt()
+    shape = (-1, 1, 1) if images else (-1,)
+    return mean.float().view(shape), std.float().view(shape)
 
 
 def batch_schedule(indices: np.ndarray, steps: int, batch_size: int, seed: int) -> np.ndarray:
@@ -105,11 +172,13 @@ def train(
     teacher_inputs: torch.Tensor | None = None,
     device: str = "cpu",
     on_step: StepHook | None = None,
+    log: TrainingLog | None = None,
 ) -> nn.Module:
     """Train `model` (in place) for exactly `recipe.steps` steps on `inputs[indices]`; with a
     teacher, on the KD loss with weight `alpha`. The teacher sees the student's (augmented)
     batch, or, given `teacher_inputs` (another view of the same samples, e.g. images for a
-    student on embeddings), those rows un-augmented. Returns the model in eval mode."""
+    student on embeddings), those rows un-augmented. `log` prints progress lines. Returns the
+    model in eval mode."""
     model.to(device).train()
     if teacher is not None:
         teacher.to(device).eval()
@@ -138,23 +207,35 @@ def train(
         schedule.step()
         if on_step is not None:
             on_step(step + 1, loss.item())
+        if log is not None:
+            log.step(step + 1, int((logits.argmax(dim=1) == y).sum()), len(y))
     return model.eval()
 
 
 @torch.no_grad()
+def logits(
+    model: nn.Module, inputs: torch.Tensor, indices: np.ndarray, batch_size: int = 1024,
+    device: str = "cpu",
+) -> torch.Tensor:  # fmt: skip
+    """The model's outputs on `inputs[indices]` (eval mode, un-augmented), float32 on the CPU."""
+    model.to(device).eval()
+    found = [
+        model(inputs[torch.from_numpy(indices[start : start + batch_size])].to(device))
+        .float()
+        .cpu()
+        for start in range(0, len(indices), batch_size)
+    ]
+    return torch.cat(found) if found else torch.zeros((0, 0))
+
+
 def predict(
     model: nn.Module, inputs: torch.Tensor, indices: np.ndarray, batch_size: int = 1024,
     device: str = "cpu",
 ) -> np.ndarray:  # fmt: skip
     """The predicted class of each of `inputs[indices]` (eval mode, un-augmented)."""
-    model.to(device).eval()
-    found = [
-        model(inputs[torch.from_numpy(indices[start : start + batch_size])].to(device))
-        .argmax(dim=1)
-        .cpu()
-        for start in range(0, len(indices), batch_size)
-    ]
-    return torch.cat(found).numpy() if found else np.zeros(0, dtype=np.int64)
+    if len(indices) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return logits(model, inputs, indices, batch_size, device).argmax(dim=1).numpy()
 
 
 def accuracy(

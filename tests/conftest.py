@@ -28,10 +28,11 @@ def shards(tmp_path) -> list[Path]:
 @pytest.fixture(scope="session")
 def pruned_run(tmp_path_factory, tiny_clip) -> str:
     """A finished labelled prune run with captions (img2dataset layout), pruned by
-    `curate prune --validate`; shared read-only: copy it (`run_copy`) before writing into it."""
+    `curate prune --holdout 0.2 --validate`; shared read-only: copy it (`run_copy`) before
+    writing into it."""
     root = tmp_path_factory.mktemp("pruned")
     paths = write_shards(root / "in", shards=3, per_shard=40, layout="img2dataset")
-    curate(*cli_prune_args(paths, root / "out", tiny_clip, "--validate"))
+    curate(*cli_prune_args(paths, root / "out", tiny_clip, "--holdout", "0.2", "--validate"))
     return str(root / "out" / "_run")
 
 

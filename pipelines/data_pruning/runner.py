@@ -25,7 +25,7 @@ from curation.stage import Context
 from curation.storage import Folder, check_access, public_options
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.config import PruneConfig
-from pipelines.data_pruning.pipeline import NAME, scoring_stages, stages
+from pipelines.data_pruning.pipeline import NAME, stages
 from pipelines.data_pruning.preflight import preflight
 
 VERSIONED = ("curate", "torch", "open_clip_torch", "timm", "faiss-cpu", "faiss-gpu", "numpy",
@@ -186,13 +186,3 @@ def _replace(out: Folder, names: list[str]) -> None:
         recorded.remove()
     for name in names:
         out.remove(name)
-
-
-def ensure_scores(run: Folder, config) -> None:
-    """Run the scoring stages a metric reads (SemDeDup, re-clustering, EL2N) in an existing run
-    directory; embeddings and clusters with an unchanged config are reused, not recomputed."""
-    executor = make_executor(config.executor, config.workers, config.scheduler)
-    try:
-        run_stages(scoring_stages(config), Context(run, config), executor)
-    finally:
-        executor.close()

@@ -39,7 +39,7 @@ def write_summary(ctx: Context, unit: str) -> dict:
     valid = totals["kept"] + totals["pruned"]
     rate_achieved = round(totals["pruned"] / valid, 6) if valid else 0.0
     selection = schema.read_selection_record(ctx.run, units)
-    if "el2n" in loaders(cfg):
+    if "el2n" in loaders(cfg) and cfg.el2n_source == "probe":  # networks record no probes
         _probe_notes(selection["notes"], schema.read_el2n_record(ctx.run))
     classes = class_table(
         [schema.read_tallies(ctx.run, u) for u in units],

@@ -14,8 +14,7 @@ from pipelines.report import plots
 from pipelines.report.content import ReportContent, gather
 from pipelines.report.gallery import choose_samples, thumbnails
 from pipelines.report.page import figure, gallery, page, table
-from pipelines.sweep import cell
-from pipelines.validation.compare import format_accuracy
+from pipelines.validation.results import cell, format_accuracy, format_difference
 
 REPORT_FILE = "report.html"
 
@@ -92,28 +91,42 @@ def _validation(results: dict) -> str:
         (
             a["arm"],
             a["train_size"],
+            a["teacher"] or "",
             f"{results['alpha']:.3f}" if a["kd"] else "",
             format_accuracy(a["accuracy"]),
         )
         for a in results["arms"]
     ]
-    frame = pd.DataFrame(rows, columns=["trained on", "samples", "KD alpha", "held-out top-1"])
+    columns = ["arm", "samples", "teacher", "KD alpha", "test top-1 [95% interval]"]
+    differences = pd.DataFrame(
+        [(f"{c['arm']} - {c['against']}", format_difference(c)) for c in results["comparisons"]],
+        columns=["difference (points)", "95% interval (* established)"],
+    )
+    teachers = "".join(
+        f"<li>{escape(name)}: {escape(t['source'])}; {format_accuracy(t['accuracy'])}</li>"
+        for name, t in results["teachers"].items()
+    )
     note = (
         f"{escape(results['model'])} on {escape(results['on'])}; "
-        f"{escape(results['matched_compute'])} (matched compute); "
-        f"{results['test_size']} held-out samples; seeds {results['seeds']}; "
-        f"T = {results['temperature']}; teacher {escape(results['teacher']['source'])}: "
-        f"{100 * results['teacher']['accuracy']:.2f}%."
+        f"{escape(results['matched_compute'])} (matched compute); test: "
+        f"{results['test_size']} samples, {escape(results['test_source'])}; seeds "
+        f"{results['seeds']}; T = {results['temperature']}. {escape(results['uncertainty'])}"
     )
-    return f"<p>{note}</p>{table(frame)}"
+    return (f"<p>{note}</p>{table(pd.DataFrame(rows, columns=columns))}{table(differences)}"
+            f"<ul>{teachers}</ul>")  # fmt: skip
 
 
 def _sweep(content: ReportContent) -> str:
-    rows = pd.DataFrame(content.sweep["rows"])
-    rows["accuracy"] = [cell(r) for r in content.sweep["rows"]]
-    shown = rows[["metric", "rate", "kept_fraction", "kd", "train_size", "accuracy"]]
+    rows = content.sweep["rows"]
+    shown = pd.DataFrame(
+        [(r["label"], r["rate"], round(r["kept_fraction"], 4), r["kd"], r["train_size"], cell(r),
+          format_difference(r["vs_random"]) if r["vs_random"] else "") for r in rows],
+        columns=["selection", "rate", "kept_fraction", "kd", "train_size",
+                 "accuracy [95%] (^ v: vs random)", "vs random (points)"],
+    )  # fmt: skip
     image = figure("pruning curve", content.curve_png) if content.curve_png else ""
-    return image + table(shown, sortable=True, html_id="sweep-table")
+    note = f"<p>{escape(content.sweep['uncertainty'])}</p>"
+    return image + note + table(shown, sortable=True, html_id="sweep-table")
 
 
 def _plots(content: ReportContent) -> str:

@@ -1,104 +1,192 @@
-"""The labelled samples a validation trains and tests on: inputs, labels, the held-out split."""
+"""The labelled samples a validation trains and tests on: the pool (the run's labelled
+candidates, from which every arm's subset is taken) and a test set the pruning never saw, the
+user's `--eval` shards or the run's held-out samples (`curate prune --holdout`).
+
+Loaded once per worker process (`cached`): every unit a worker runs trains on the same tensors.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from curation import rundir
 from curation.errors import CurateError
-from pipelines.data_pruning.finished import FinishedRun
-from pipelines.data_pruning.samples import Samples
-from pipelines.images import decode_rgb
+from curation.storage import Folder
+from pipelines.data_pruning import schema
+from pipelines.data_pruning.finished import FinishedRun, open_run
+from pipelines.images import pick_images, read_labelled
 from pipelines.validation.config import ValidationConfig
-from shards.extensions import IMAGE_EXTENSIONS
-from shards.pick import pick_samples
-
-
-def _splitmix64(values: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def heldout_mask(ids: np.ndarray, fraction: float) -> np.ndarray:
-    """A sample is held out when the hash of its id falls below `fraction`: the same samples
-    whatever was kept, so no training set (full, kept, random) ever contains a test sample."""
-    uniform = (_splitmix64(ids) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    return uniform < fraction
+from pipelines.validation.pipeline import EVAL
 
 
 @dataclass
-class LabelledData:
-    """The run's labelled, embedded samples. `rows` maps each input back to its row in the
-    run's samples; `train` marks the training split (the rest is held out)."""
+class ValidationData:
+    """Pool rows, then test rows, in one tensor, so that training and testing index the same
+    inputs. `images` is the image view of the same rows, for an image teacher of a student on
+    embeddings."""
 
     inputs: torch.Tensor  # (n, d) float32 embeddings, or (n, 3, s, s) uint8 images
     labels: torch.Tensor  # (n,) int64
-    rows: np.ndarray
-    train: np.ndarray
+    pool_rows: np.ndarray  # each pool entry's row in the run's samples
     classes: int
-
-    def subset(self, mask: np.ndarray) -> np.ndarray:
-        """Training inputs selected by `mask` (over the run's rows), as input indices."""
-        return np.flatnonzero(mask[self.rows] & self.train)
-
-    @property
-    def train_indices(self) -> np.ndarray:
-        return np.flatnonzero(self.train)
+    test_source: str
+    images: torch.Tensor | None = None
+    skipped: dict = field(default_factory=dict)
 
     @property
-    def test_indices(self) -> np.ndarray:
-        return np.flatnonzero(~self.train)
+    def pool(self) -> np.ndarray:
+        return np.arange(len(self.pool_rows))
+
+    @property
+    def test(self) -> np.ndarray:
+        return np.arange(len(self.pool_rows), len(self.labels))
+
+    def subset(self, rows: np.ndarray) -> np.ndarray:
+        """Pool indices of those of the run's `rows` that are in the pool."""
+        return np.flatnonzero(np.isin(self.pool_rows, rows))
 
 
-def load_labelled(run: FinishedRun, samples: Samples, config: ValidationConfig) -> LabelledData:
-    usable = samples.valid & (samples.label >= 0)
-    rows = np.flatnonzero(usable)
-    labels = samples.label[rows]
-    if len(rows) == 0:
+def check_test_set(run: FinishedRun, eval_shards: list[str]) -> None:
+    """A user error, before anything is trained, when the run gives no test set."""
+    if not eval_shards and run.config.holdout == 0:
         raise CurateError(
-            "validation needs labels (a .cls member or a json label field), "
-            "and no embedded sample of this run has one"
+            f"run {run.run.url} has no held-out samples and no --eval shards were given: pass "
+            "--eval SHARDS (your own evaluation set, e.g. ImageNet val), or prune again with "
+            "--holdout F to set aside a fraction the pruning never sees"
         )
-    classes = int(labels.max()) + 1
-    if len(np.unique(labels)) < 2:
-        raise CurateError("validation needs at least two classes among the labelled samples")
-    train = ~heldout_mask(samples.ids[rows], config.holdout)
-    if train.all() or not train.any():
-        raise CurateError(
-            f"too few labelled samples ({len(rows)}) to hold out {config.holdout:.0%} for testing"
-        )
-    if config.on == "images":
-        inputs = load_images(run, rows, config.image_size)
-    else:
-        inputs = torch.from_numpy(run.embeddings()[rows].astype(np.float32))
-    return LabelledData(inputs, torch.from_numpy(labels.astype(np.int64)), rows, train, classes)
 
 
-def load_images(run: FinishedRun, rows: np.ndarray, size: int) -> torch.Tensor:
-    """Decode the images of `rows` from the original shards, resized to `size` x `size`."""
+def _images_of(run: FinishedRun, rows: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
     table = run.rows(["shard", "position"])
-    shard = table["shard"].to_numpy()[rows]
-    position = table["position"].to_numpy()[rows]
-    images = torch.zeros((len(rows), 3, size, size), dtype=torch.uint8)
-    found = np.zeros(len(rows), dtype=bool)
-    for s in np.unique(shard):
-        where = {
-            int(p): i for i, p in zip(np.flatnonzero(shard == s), position[shard == s], strict=True)
-        }
-        for sample in pick_samples(run.config.shards[int(s)], where, run.config.storage_options):
-            image = sample.get(*IMAGE_EXTENSIONS)
-            if image is not None:
-                i = where[sample.position]
-                images[i] = decode_rgb(image.data, size)
-                found[i] = True
-    if not found.all():
+    shard, position = table["shard"].to_numpy()[rows], table["position"].to_numpy()[rows]
+    return pick_images(run.config.shards, shard, position, size, run.config.storage_options)
+
+
+def _view(run: FinishedRun, rows: np.ndarray, config: ValidationConfig,
+          embeddings: np.ndarray | None) -> tuple[torch.Tensor, np.ndarray]:  # fmt: skip
+    """The student's inputs for the run's `rows`, and which could be read."""
+    if config.on == "images":
+        return _images_of(run, rows, config.image_size)
+    return torch.from_numpy(embeddings[rows].astype(np.float32)), np.ones(len(rows), bool)
+
+
+@dataclass
+class _Part:
+    inputs: torch.Tensor
+    labels: np.ndarray
+    images: torch.Tensor | None
+
+
+def _run_part(run: FinishedRun, rows: np.ndarray, labels: np.ndarray, config: ValidationConfig,
+              embeddings: np.ndarray | None, image_view: bool, skipped: Counter,
+              what: str) -> tuple[_Part, np.ndarray]:  # fmt: skip
+    """Inputs of some of the run's rows; rows whose image cannot be read are left out."""
+    inputs, found = _view(run, rows, config, embeddings)
+    images = None
+    if image_view:
+        images, readable = _images_of(run, rows, config.image_size)
+        found &= readable
+    if (~found).any():
+        skipped[f"{what}: image unreadable"] += int((~found).sum())
+    keep = torch.from_numpy(found)
+    part = _Part(inputs[keep], labels[rows[found]], None if images is None else images[keep])
+    return part, rows[found]
+
+
+def _eval_part(folder: Folder, eval_shards: list[str], config: ValidationConfig, label_field: str,
+               image_view: bool, skipped: Counter) -> _Part:  # fmt: skip
+    """The --eval shards: their embeddings (written by the eval stage) or their images."""
+    if config.on == "images":
+        read = read_labelled(eval_shards, config.image_size, label_field)
+        for why, n in read.skipped.items():
+            skipped[f"eval: {why}"] += n
+        return _Part(read.images, read.labels.numpy(), None)
+    inner = Folder(folder.url_of(EVAL), folder.storage_options)
+    units = [schema.unit_name(i) for i in range(len(eval_shards))]
+    vectors, labels, shard, position = [], [], [], []
+    for i, unit in enumerate(units):
+        table = schema.read_rows(inner, unit, ["status", "label", "position"])
+        label = table["label"].to_numpy()
+        keep = schema.valid_mask(table["status"]) & (label >= 0)
+        skipped["eval: failed or unlabelled"] += int((~keep).sum())
+        if keep.any():
+            vectors.append(schema.read_embeddings(inner, unit)[keep].astype(np.float32))
+        labels.append(label[keep])
+        shard.append(np.full(int(keep.sum()), i))
+        position.append(table["position"].to_numpy()[keep])
+    inputs = torch.from_numpy(np.concatenate(vectors)) if vectors else torch.zeros((0, 0))
+    part = _Part(inputs, np.concatenate(labels), None)
+    if image_view:
+        images, found = pick_images(eval_shards, np.concatenate(shard),
+                                    np.concatenate(position), config.image_size)  # fmt: skip
+        skipped["eval: image unreadable"] += int((~found).sum())
+        keep = torch.from_numpy(found)
+        part = _Part(part.inputs[keep], part.labels[found], images[keep])
+    return part
+
+
+def load(run_dir: str, folder: Folder, config: ValidationConfig, eval_shards: list[str],
+         image_view: bool, storage_options: dict | None = None) -> ValidationData:  # fmt: skip
+    """The pool and the test set of a validation (`folder`: the validate or sweep run)."""
+    run = open_run(run_dir, ("embed", "assign"), storage_options)
+    samples = run.samples()
+    usable = samples.valid & (samples.label >= 0)
+    embeddings = run.embeddings() if config.on == "embeddings" else None
+    skipped: Counter = Counter()
+    pool, pool_rows = _run_part(run, np.flatnonzero(usable & ~samples.heldout), samples.label,
+                                config, embeddings, image_view, skipped, "pool")  # fmt: skip
+    if eval_shards:
+        test = _eval_part(folder, eval_shards, config, run.config.label_field, image_view,
+                          skipped)  # fmt: skip
+        source = f"--eval {config.eval} ({len(eval_shards)} shards)"
+    else:
+        test_rows = np.flatnonzero(usable & samples.heldout)
+        test, _ = _run_part(run, test_rows, samples.label, config, embeddings,
+                                    image_view, skipped, "held out")  # fmt: skip
+        source = f"the run's held-out samples (--holdout {run.config.holdout:g})"
+    return _assemble(pool, pool_rows, test, source, dict(skipped))
+
+
+def _assemble(pool: _Part, pool_rows: np.ndarray, test: _Part, source: str,
+              skipped: dict) -> ValidationData:  # fmt: skip
+    if len(np.unique(pool.labels)) < 2:
         raise CurateError(
-            f"{int((~found).sum())} images could not be read back from the "
-            "input shards: they changed since the run embedded them"
+            "validation needs labels (a .cls member or a json label field) of at least two "
+            f"classes among the run's candidates; it has {len(pool.labels)} labelled"
         )
-    return images
+    if len(test.labels) == 0:
+        raise CurateError(f"the test set ({source}) has no labelled sample")
+    labels = np.concatenate([pool.labels, test.labels]).astype(np.int64)
+    images = None
+    if pool.images is not None:
+        images = torch.cat([pool.images, test.images])
+    return ValidationData(
+        inputs=torch.cat([pool.inputs, test.inputs]),
+        labels=torch.from_numpy(labels),
+        pool_rows=pool_rows,
+        classes=int(labels.max()) + 1,
+        test_source=source,
+        images=images,
+        skipped=skipped,
+    )
+
+
+_CACHE: dict[str, ValidationData] = {}  # the data of the last validation this process ran
+
+
+def cached(run_dir: str, folder: Folder, config: ValidationConfig, eval_shards: list[str],
+           image_view: bool, storage_options: dict | None = None) -> ValidationData:  # fmt: skip
+    """`load`, once per process for the same run, stage hashes and data options."""
+    run = rundir.resolve(run_dir, storage_options)
+    key = json.dumps([run_dir, rundir.read_config(run)["stages"],
+                      rundir.recorded_hash(folder, EVAL), config.on, config.image_size,
+                      eval_shards, image_view, folder.url])  # fmt: skip
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = load(run_dir, folder, config, eval_shards, image_view, storage_options)
+    return _CACHE[key]

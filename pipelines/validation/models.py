@@ -1,8 +1,10 @@
-"""The models a validation trains: a probe on embeddings or a small CNN on images. Each carries
-its input normalisation, so a saved checkpoint is a complete teacher."""
+"""The models a validation trains and the teachers it distils from: a probe on embeddings or a
+network on images. Each starts with its input normalisation (`training.Standardise`), so a
+saved checkpoint is a complete teacher."""
 
 from __future__ import annotations
 
+import io
 import os
 
 import torch
@@ -10,59 +12,45 @@ from torch import nn
 
 from curation.errors import CurateError
 from curation.storage import Folder
+from pipelines.networks import build_network, load_network
+from pipelines.training import Standardise
+from pipelines.validation.config import ValidationConfig
 
 
-class Standardise(nn.Module):
-    """(x - mean) / std with statistics of the training split, stored with the model."""
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mean", mean.float().clone())
-        self.register_buffer("std", std.float().clamp_min(1e-6).clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.uint8:
-            x = x.float() / 255.0
-        return (x - self.mean) / self.std
+def student_spec(config: ValidationConfig, input_shape: list[int], classes: int) -> dict:
+    """What a student is: kind (linear, mlp or network), input shape, classes."""
+    if config.on == "images":
+        return {"kind": "network", "network": config.student, "input": input_shape,
+                "classes": classes}  # fmt: skip
+    return {"kind": config.probe, "input": input_shape, "classes": classes,
+            "hidden": config.hidden}  # fmt: skip
 
 
-def _conv(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+def describe(spec: dict) -> str:
+    if spec["kind"] == "network":
+        return spec["network"]
+    return "linear probe" if spec["kind"] == "linear" else f"mlp probe ({spec['hidden']} hidden)"
 
 
-def _small_cnn(classes: int) -> list[nn.Module]:
-    """Five 3x3 conv layers (32-32-64-64-128) and global pooling: trains on CPU in minutes
-    at CIFAR size."""
-    return [
-        *_conv(3, 32),
-        *_conv(32, 32),
-        nn.MaxPool2d(2),
-        *_conv(32, 64),
-        *_conv(64, 64),
-        nn.MaxPool2d(2),
-        *_conv(64, 128),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(128, classes),
-    ]
-
-
-def build_model(spec: dict, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
-    """`spec`: kind (linear, mlp or cnn), input shape, classes, hidden width (mlp)."""
+def build_model(spec: dict, mean: torch.Tensor, std: torch.Tensor, seed: int) -> nn.Module:
+    """The untrained model of `spec`, initialised from `seed`, behind `Standardise(mean, std)`."""
     kind, classes = spec["kind"], spec["classes"]
-    if kind == "linear":
-        body = [nn.Linear(spec["input"][0], classes)]
-    elif kind == "mlp":
-        body = [
-            nn.Linear(spec["input"][0], spec["hidden"]),
-            nn.ReLU(),
-            nn.Linear(spec["hidden"], classes),
-        ]
-    elif kind == "cnn":
-        body = _small_cnn(classes)
-    else:
-        raise ValueError(f"unknown model kind {kind!r}")
-    return nn.Sequential(Standardise(mean, std), *body)
+    if kind == "network":
+        return nn.Sequential(Standardise(mean, std), build_network(spec["network"], classes, seed))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if kind == "linear":
+            body: nn.Module = nn.Linear(spec["input"][0], classes)
+        elif kind == "mlp":
+            body = nn.Sequential(nn.Linear(spec["input"][0], spec["hidden"]), nn.ReLU(),
+                                 nn.Linear(spec["hidden"], classes))  # fmt: skip
+        else:
+            raise CurateError(f"unknown model kind {kind!r} (a checkpoint from another version?)")
+    return nn.Sequential(Standardise(mean, std), body)
+
+
+def on_images(spec: dict) -> bool:
+    return len(spec["input"]) == 3
 
 
 def save_checkpoint(model: nn.Module, spec: dict, folder: Folder, *parts: str) -> None:
@@ -71,23 +59,43 @@ def save_checkpoint(model: nn.Module, spec: dict, folder: Folder, *parts: str) -
     )
 
 
-def load_checkpoint(path: str, expected: dict) -> nn.Module:
-    """A teacher saved by `curate validate`; its input and classes must match `expected`."""
+def load_checkpoint(path: str) -> tuple[nn.Module, dict]:
+    """A teacher saved by `curate validate` (a local file) and its spec, in eval mode."""
     if not os.path.isfile(path):
         raise CurateError(f"teacher checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        return read_checkpoint(f.read(), path)
+
+
+def read_checkpoint(data: bytes, source: str) -> tuple[nn.Module, dict]:
+    """A teacher checkpoint's bytes (read with weights_only=True) as a model and its spec."""
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         spec, state = saved["spec"], saved["state_dict"]
+        mean, std = state["0.mean"], state["0.std"]
     except Exception as exc:
         raise CurateError(
-            f"{path} is not a teacher checkpoint written by curate validate ({type(exc).__name__})"
+            f"{source} is not a teacher checkpoint written by curate validate "
+            f"({type(exc).__name__})"
         ) from None
-    if list(spec["input"]) != list(expected["input"]) or spec["classes"] != expected["classes"]:
-        raise CurateError(
-            f"teacher {path} takes input {list(spec['input'])} with {spec['classes']} classes; "
-            f"this validation needs {list(expected['input'])} with {expected['classes']}"
-        )
-    mean, std = state["0.mean"], state["0.std"]
-    model = build_model(spec, mean, std)
+    model = build_model(spec, mean, std, seed=0)
     model.load_state_dict(state)
-    return model.eval()
+    return model.eval(), spec
+
+
+def check_fits(spec: dict, source: str, input_shape: list[int], classes: int) -> None:
+    """A teacher must take this validation's inputs and predict its classes."""
+    if list(spec["input"]) != list(input_shape) or spec["classes"] != classes:
+        raise CurateError(
+            f"teacher {source} takes input {list(spec['input'])} with {spec['classes']} "
+            f"classes; this validation has input {list(input_shape)} with {classes}"
+        )
+
+
+def network_teacher(config: ValidationConfig, classes: int) -> nn.Module:
+    """`--teacher NAME` with the weights of `--teacher-checkpoint`, behind its input
+    normalisation (`--teacher-mean`, `--teacher-std`, on images scaled to [0, 1])."""
+    network = load_network(config.teacher, classes, config.teacher_checkpoint)
+    mean = torch.tensor(config.teacher_mean).view(3, 1, 1)
+    std = torch.tensor(config.teacher_std).view(3, 1, 1)
+    return nn.Sequential(Standardise(mean, std), network).eval()

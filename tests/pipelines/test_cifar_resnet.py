@@ -8,6 +8,7 @@ from curation.errors import CurateError
 from pipelines.cifar_resnet import (
     DownsampleShortcut,
     load_pretrained,
+    resnet8,
     resnet20,
     resnet32,
     resnet44,
@@ -27,7 +28,8 @@ def _akamaster_params(blocks: int) -> int:
 
 
 @pytest.mark.parametrize(
-    ("build", "blocks"), [(resnet20, 3), (resnet32, 5), (resnet44, 7), (resnet56, 9)]
+    ("build", "blocks"),
+    [(resnet8, 1), (resnet20, 3), (resnet32, 5), (resnet44, 7), (resnet56, 9)],
 )
 def test_depths_have_the_published_layout(build, blocks):
     model = build()

@@ -16,6 +16,9 @@ def test_module_function_builds_the_same_weights_every_time():
     assert first.linear.out_features == 7
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+    seeded = build_network(CIFAR, 7, seed=1)
+    assert torch.equal(seeded.conv1.weight, build_network(CIFAR, 7, seed=1).conv1.weight)
+    assert not torch.equal(seeded.conv1.weight, first.conv1.weight)  # another seed, other init
 
 
 def test_timm_and_torchvision_names_build_with_num_classes():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -65,3 +67,36 @@ def test_augmentation_keeps_shape_and_pixels():
     assert out.shape == images.shape and out.dtype == torch.uint8
     assert training.warmup_cosine(100, 0.05)(0) == pytest.approx(0.2)
     assert training.warmup_cosine(100, 0.05)(99) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_progress_lines_give_steps_per_second_eta_and_running_accuracy():
+    x, y = _blobs()
+    stream = io.StringIO()
+    log = training.TrainingLog("probe", steps=40, interval=0.0, stream=stream)
+    recipe = training.Recipe(steps=40, batch_size=16, lr=0.05)
+    training.train(_model(), x, y, np.arange(150), recipe, seed=0, log=log)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 40 and lines[-1].startswith("[probe] step 40/40, ")
+    assert "steps/s, ETA 0:00:00, running accuracy" in lines[-1]
+    accuracy = [float(line.rsplit(" ", 1)[1].rstrip("%")) for line in lines]
+    assert accuracy[-1] > 80.0  # the batches since the previous line, once it has learnt
+    quiet = io.StringIO()
+    slow = training.TrainingLog("probe", steps=40, interval=3600.0, stream=quiet)
+    training.train(_model(), x, y, np.arange(150), recipe, seed=0, log=slow)
+    assert len(quiet.getvalue().splitlines()) == 1  # only the last step, within the hour
+
+
+def test_input_statistics_in_chunks_match_the_direct_ones():
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 256, (50, 3, 4, 4), dtype=np.uint8))
+    mean, std = training.input_statistics(images, chunk=7)
+    x = images.float() / 255.0
+    assert mean.shape == (3, 1, 1)
+    assert torch.allclose(mean.flatten(), x.mean(dim=(0, 2, 3)), atol=1e-6)
+    assert torch.allclose(std.flatten(), x.std(dim=(0, 2, 3)), atol=1e-5)
+    vectors = torch.randn(30, 5) * 3 + 1
+    mean, std = training.input_statistics(vectors, chunk=4)
+    assert torch.allclose(mean, vectors.mean(0), atol=1e-5)
+    assert torch.allclose(std, vectors.std(0), atol=1e-5)
+    scaled = training.Standardise(*training.input_statistics(images))(images)
+    assert abs(float(scaled.mean())) < 1e-4

@@ -1,5 +1,6 @@
 """EL2N (Paul et al. 2021, "Deep Learning on a Data Diet"): `||softmax(f(x)) - onehot(y)||_2`
-averaged over a seeded ensemble of probes trained on the embeddings; keep the highest (hardest),
+averaged over a seeded ensemble of probes trained on the embeddings (or, with `--el2n-source
+network`, of networks trained on the images: `el2n_network.py`); keep the highest (hardest),
 optionally after dropping the very hardest first (often label noise)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pydantic import Field
 from curation.fields import Count, Fraction, Natural, Positive
 from curation.stage import Lazy, Stage
 from metrics.topk import Cutoff, order_key
-from pipelines.data_pruning import schema
+from pipelines.data_pruning import el2n_network, schema
 from pipelines.data_pruning.criteria.base import Criterion, always
 from pipelines.data_pruning.samples import column_loader
 from pipelines.data_pruning.workers import THREADS
@@ -28,7 +29,10 @@ def _no_params(c) -> dict:
 
 
 def scoring(config) -> list[Stage]:
-    """The probes train on a seeded sample (a barrier), then score every shard."""
+    """The probes train on a seeded sample (a barrier), then score every shard; or networks
+    train on the images (`--el2n-source network`)."""
+    if config.el2n_source == "network":
+        return el2n_network.scoring(config)
     return [
         Stage("el2n_train", schema.barrier_unit,
               Lazy("pipelines.data_pruning.el2n:train_ensemble"), _train_params, setup=THREADS),
@@ -38,7 +42,9 @@ def scoring(config) -> list[Stage]:
 
 
 def columns(config) -> dict:
-    return {"el2n": column_loader("el2n", schema.read_el2n)}
+    network = config.el2n_source == "network"
+    return {"el2n": column_loader("el2n", el2n_network.read_scores if network else
+                                  schema.read_el2n)}  # fmt: skip
 
 
 def el2n_scores(view) -> np.ndarray:
@@ -75,11 +81,18 @@ def plan(selection, cfg, targets: np.ndarray, notes: dict) -> dict:
     counts = selection.total(lambda view: np.bincount(ranking(view)[1], minlength=groups))
     offset = offset_count(cfg.el2n_offset, counts)
     end = offset + np.minimum(targets, counts - offset)
-    notes["el2n"] = {"models": cfg.el2n_models, "steps": cfg.el2n_steps,
-                     "probe": f"MLP, {cfg.el2n_hidden} hidden" if cfg.el2n_hidden else "linear",
-                     "offset": cfg.el2n_offset}  # fmt: skip
+    notes["el2n"] = {"models": cfg.el2n_models, "offset": cfg.el2n_offset,
+                     **_trained(cfg)}  # fmt: skip
     return {"offset": selection.top_k(ranking, offset).to_json(),
             "end": selection.top_k(ranking, end).to_json()}  # fmt: skip
+
+
+def _trained(cfg) -> dict:
+    """What the ensemble was: networks on the images for some epochs, or probes for steps."""
+    if cfg.el2n_source == "network":
+        return {"probe": cfg.el2n_network, "epochs": cfg.el2n_epochs}
+    hidden = f"MLP, {cfg.el2n_hidden} hidden" if cfg.el2n_hidden else "linear"
+    return {"probe": hidden, "steps": cfg.el2n_steps}
 
 
 def apply(record: dict, view, cfg, d) -> None:
@@ -116,6 +129,7 @@ CRITERION = Criterion(
     reasons=("hardest_offset", "no_label", "hardest", "too_easy"),
     options={
         **PROBE_OPTIONS,
+        **el2n_network.OPTIONS,
         "el2n_offset": (
             Fraction,
             Field(0.0, description="el2n: fraction of the hardest dropped first."),
@@ -123,6 +137,6 @@ CRITERION = Criterion(
     },
     scoring=scoring,
     columns=columns,
-    parameters=(*PROBE_PARAMETERS, "el2n_offset"),
+    parameters=(*PROBE_PARAMETERS, "el2n_offset", *el2n_network.OPTIONS),
     needs_labels=always,
 )

@@ -20,9 +20,8 @@ from curation.cli import app
 from pipelines.data_pruning.cluster_table import MEANINGS
 from pipelines.report.build import build_report
 from pipelines.report.content import cluster_table
-from pipelines.sweep import sweep
 from pipelines.validation.config import SweepPlan, ValidationConfig
-from pipelines.validation.validate import validate
+from pipelines.validation.runner import sweep, validate
 from tests.builders import add_member, image_bytes
 from tests.runs import decisions, run_prune, summary
 
@@ -44,6 +43,7 @@ def test_page_is_self_contained(report):
     assert "http://" not in html and "https://" not in html
     for section in ("summary", "validation", "sweep", "plots", "clusters", "gallery"):
         assert f'id="{section}"' in html
+    assert "95% interval" in html and "has seen the pruned samples" in html
     assert html.count('src="data:image/jpeg;base64,') >= 8
     assert "photo of thing" in html  # captions shown under thumbnails
 
@@ -59,14 +59,16 @@ def test_counts_are_those_of_the_decisions(report, pruned_run):
     for shown, name in (("kept", "kept"), ("pruned", "pruned"), ("failed", "failed"),
                         ("held out", "heldout")):  # fmt: skip
         assert int(values[shown]) == expected.get(name, 0)
-    assert int(values["kept"]) > 0 and int(values["pruned"]) > 0
+    assert int(values["kept"]) > 0 and int(values["pruned"]) > 0 and int(values["held out"]) > 0
 
 
-def test_summary_shows_kept_and_pruned_per_class(report):
+def test_summary_shows_kept_and_pruned_per_class(report, pruned_run):
     classes = re.search(r'<table class="sortable" id="class-table">.*?</table>',
                         report.read_text()).group(0)  # fmt: skip
     kept = re.findall(r"<tr><td[^>]*>\d</td><td[^>]*>\d+</td><td data-value=\"(\d+)\"", classes)
-    assert len(kept) == 5 and sum(map(int, kept)) == 60
+    assert (
+        len(kept) == 5 and sum(map(int, kept)) == summary(Path(pruned_run).parent)["kept_samples"]
+    )
 
 
 def test_cluster_table_without_and_with_dbp_columns():

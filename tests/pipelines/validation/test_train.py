@@ -1,5 +1,5 @@
-"""Training at matched compute, seeded reproducibility and the held-out split, on synthetic
-data (no run directory needed)."""
+"""Training one validation model on synthetic data (no run directory): matched compute, seeds,
+input statistics from the model's own subset, networks on images, KD from a cached teacher."""
 
 from __future__ import annotations
 
@@ -10,29 +10,26 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from pipelines.training import batch_schedule
 from pipelines.validation.config import ValidationConfig
-from pipelines.validation.data import LabelledData, heldout_mask
-from pipelines.validation.train import accuracy, train_model
+from pipelines.validation.data import ValidationData
+from pipelines.validation.teachers import Teacher, _prepare
+from pipelines.validation.train import correct_on_test, recipe, train_model
 
 
-def blobs(n: int = 400, classes: int = 4, dim: int = 16, seed: int = 0) -> LabelledData:
+def blobs(pool: int = 300, test: int = 100, classes: int = 4, seed: int = 0) -> ValidationData:
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, n)
-    centres = rng.normal(0, 1, (classes, dim)) * 3
-    x = centres[labels] + rng.normal(0, 1, (n, dim))
-    train = ~heldout_mask(np.arange(n, dtype=np.int64), 0.25)
-    return LabelledData(
-        torch.tensor(x, dtype=torch.float32), torch.tensor(labels), np.arange(n), train, classes
-    )
+    labels = rng.integers(0, classes, pool + test)
+    centres = rng.normal(0, 1, (classes, 16)) * 3
+    x = centres[labels] + rng.normal(0, 1, (pool + test, 16))
+    return ValidationData(torch.tensor(x, dtype=torch.float32), torch.tensor(labels),
+                          np.arange(pool), classes, "synthetic")  # fmt: skip
 
 
-def tiny_images(n: int = 48, size: int = 8) -> LabelledData:
+def tiny_images(pool: int = 36, test: int = 12, size: int = 8) -> ValidationData:
     rng = np.random.default_rng(1)
-    labels = rng.integers(0, 2, n)
-    images = rng.integers(0, 80, (n, 3, size, size)) + 150 * labels[:, None, None, None]
-    train = np.arange(n) % 4 != 0
-    return LabelledData(
-        torch.tensor(images, dtype=torch.uint8), torch.tensor(labels), np.arange(n), train, 2
-    )
+    labels = rng.integers(0, 2, pool + test)
+    images = rng.integers(0, 80, (pool + test, 3, size, size)) + 150 * labels[:, None, None, None]
+    return ValidationData(torch.tensor(images, dtype=torch.uint8), torch.tensor(labels),
+                          np.arange(pool), 2, "synthetic")  # fmt: skip
 
 
 CONFIG = ValidationConfig(steps=60, batch_size=32, lr=1e-2)  # short runs need a larger rate
@@ -47,68 +44,74 @@ def test_every_subset_gets_the_same_steps_and_batch(size):
         assert counts.min() >= 1 and counts.max() - counts.min() <= 1
 
 
-def _count_steps():
-    counted = []
-    handle = register_optimizer_step_post_hook(lambda *args: counted.append(1))
-    return counted, handle
-
-
 def test_matched_compute_counts_optimiser_steps_whatever_the_subset():
     data = blobs()
-    for subset in (data.train_indices, data.train_indices[:10]):
-        counted, handle = _count_steps()
-        try:
+    counted = []
+    handle = register_optimizer_step_post_hook(lambda *args: counted.append(1))
+    try:
+        for subset in (data.pool, data.pool[:10]):
+            counted.clear()
             train_model(data, subset, CONFIG, steps=37, seed=0)
-        finally:
-            handle.remove()
-        assert len(counted) == 37
+            assert len(counted) == 37
+    finally:
+        handle.remove()
 
 
 def test_same_seed_same_model_and_other_seed_differs():
     data = blobs()
-    first = train_model(data, data.train_indices, CONFIG, 40, seed=3)
-    again = train_model(data, data.train_indices, CONFIG, 40, seed=3)
-    other = train_model(data, data.train_indices, CONFIG, 40, seed=4)
+    first = train_model(data, data.pool, CONFIG, 40, seed=3)
+    again = train_model(data, data.pool, CONFIG, 40, seed=3)
+    other = train_model(data, data.pool, CONFIG, 40, seed=4)
     for name, value in first.state_dict().items():
         assert torch.equal(value, again.state_dict()[name])
     assert not torch.equal(first.state_dict()["1.weight"], other.state_dict()["1.weight"])
 
 
-def test_probe_learns_separable_data():
+def test_probe_learns_separable_data_and_is_tested_on_the_test_rows_only():
     data = blobs()
-    model = train_model(data, data.train_indices, CONFIG, 100, seed=0)
-    assert accuracy(model, data, data.test_indices) > 0.9
+    model = train_model(data, data.pool, CONFIG, 100, seed=0)
+    correct = correct_on_test(model, data, CONFIG)
+    assert correct.shape == (100,) and correct.mean() > 0.9
 
 
-def test_student_with_alpha_one_follows_the_teacher_not_the_labels():
+def test_input_statistics_come_from_the_models_own_subset():
     data = blobs()
-    teacher = train_model(data, data.train_indices, CONFIG, 100, seed=0)
-    data.labels = torch.zeros_like(data.labels)  # labels now useless
-    student = train_model(data, data.train_indices, CONFIG, 100, seed=1, teacher=teacher, alpha=1.0)
-    test = torch.from_numpy(data.test_indices)
-    agree = student(data.inputs[test]).argmax(1) == teacher(data.inputs[test]).argmax(1)
-    assert agree.float().mean() > 0.9
+    data.inputs[:150] += 100.0  # the first half of the pool is far from the rest
+    late = data.pool[150:]
+    model = train_model(data, late, CONFIG, 1, seed=0)
+    assert torch.allclose(model[0].mean, data.inputs[late].mean(0), atol=1e-4)
+    assert torch.allclose(model[0].std, data.inputs[late].std(0), atol=1e-4)
 
 
-def test_small_cnn_trains_reproducibly_on_images():
+def test_a_network_on_images_trains_with_sgd_nesterov_and_augmentation(capsys):
     data = tiny_images()
-    config = ValidationConfig(on="images", steps=4, batch_size=8)
-    a = train_model(data, data.train_indices, config, 4, seed=0)
-    b = train_model(data, data.train_indices, config, 4, seed=0)
+    config = ValidationConfig(on="images", steps=3, batch_size=8)
+    assert recipe(config, 3).optimizer == "sgd" and recipe(config, 3).augment
+    assert config.learning_rate == 0.1
+    a = train_model(data, data.pool, config, 3, seed=0, label="net")
+    b = train_model(data, data.pool, config, 3, seed=0)
+    c = train_model(data, data.pool, config, 3, seed=1)
     x = data.inputs[:6]
-    assert torch.equal(a(x), b(x))
+    assert torch.equal(a(x), b(x)) and not torch.equal(a(x), c(x))  # the seed sets the init
     assert a(x).shape == (6, 2)
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.startswith("[net] step 3/3,") and "steps/s" in line
+    assert "ETA" in line and "running accuracy" in line
 
 
-def test_heldout_split_is_a_stable_hash_of_the_id():
-    ids = np.arange(20000, dtype=np.int64) * 7919
-    mask = heldout_mask(ids, 0.2)
-    assert 0.18 < mask.mean() < 0.22
-    assert np.array_equal(heldout_mask(ids[::3], 0.2), mask[::3])  # independent of neighbours
-    assert np.array_equal(mask, heldout_mask(ids, 0.2))
+def test_a_cached_teacher_teaches_exactly_as_the_live_one_on_embeddings():
+    data = blobs()
+    teacher = train_model(data, data.pool, CONFIG, 50, seed=0)
+    live = Teacher(teacher, None)
+    cached = _prepare(teacher, data.inputs, CONFIG.model_copy(update={"teacher_cache": True}), data)
+    assert cached.inputs is not None
+    a = train_model(data, data.pool[:60], CONFIG, 30, seed=2, teacher=live, alpha=0.8)
+    b = train_model(data, data.pool[:60], CONFIG, 30, seed=2, teacher=cached, alpha=0.8)
+    for name, value in a.state_dict().items():
+        assert torch.allclose(value, b.state_dict()[name], atol=1e-6)
 
 
-def test_default_steps_follow_the_full_split_and_have_a_floor():
+def test_default_steps_follow_the_pool_and_have_a_floor():
     assert ValidationConfig(epochs=10, batch_size=100).total_steps(10_000) == 1000
     assert ValidationConfig().total_steps(50) == 200
     assert ValidationConfig(steps=7).total_steps(10_000) == 7
