@@ -23,11 +23,11 @@ STATE_KEYS = ("state_dict", "model")  # where training scripts usually nest the 
 PARALLEL_PREFIX = "module."  # added by nn.DataParallel / DistributedDataParallel
 
 
-def build_network(name: str, num_classes: int) -> nn.Module:
-    """The untrained network `name` with a `num_classes` head, seeded so that every process
-    builds the same weights."""
+def build_network(name: str, num_classes: int, seed: int = 0) -> nn.Module:
+    """The untrained network `name` with a `num_classes` head, initialised from `seed` so that
+    every process builds the same weights (another seed: another initialisation)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         if name.startswith(TIMM):
             return _timm(name[len(TIMM) :], num_classes)
         if name.startswith(TORCHVISION):

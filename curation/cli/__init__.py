@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from curation.cli import prune, shards, validation
+from curation.cli import model, prune, shards, validation
 
 app = typer.Typer(
     add_completion=False,
@@ -22,3 +22,4 @@ app.command()(validation.report)
 shards_app = typer.Typer(no_args_is_help=True, help="Make webdataset shards.")
 shards_app.command("from-folder")(shards.shards_from_folder)
 app.add_typer(shards_app, name="shards")
+app.add_typer(model.app, name="model")

@@ -1,0 +1,207 @@
+"""summary: what a model-pruning run cost, in the output folder.
+
+`curate model prune`: `model.pt` (the last level's network, masks baked in: it loads into the
+plain network class with `load_state_dict`), `summary.json` and `summary.md` (dense against
+pruned: accuracy, parameters, nonzero parameters, sparsity per layer, every level).
+`curate model sweep`: `summary.json`, `results.csv` and `results.md` (accuracy by method and KD
+against sparsity, mean ± std over seeds).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+
+from curation.stage import Context
+from curation.storage import Folder
+from pipelines.model_pruning import schema
+from pipelines.model_pruning.data import curated_fraction
+from pipelines.model_pruning.pipeline import level_count, members
+from pipelines.model_pruning.schedules import targets
+
+RESULT_COLUMNS = ("member", "method", "sparsity", "seed", "kd", "accuracy", "achieved_sparsity",
+                  "nonzero_parameters", "parameters", "alpha")  # fmt: skip
+
+
+def output_folder(ctx: Context) -> Folder:
+    return Folder(ctx.config.output)
+
+
+def _data(config, dense: dict) -> dict:
+    return {
+        "train_shards": len(config.train),
+        "train_samples": dense["train_samples"],
+        "eval_shards": len(config.eval),
+        "eval_samples": dense["eval_samples"],
+        "classes": dense["classes"],
+        "curated": curated_fraction(config.train),
+    }
+
+
+def _network(config) -> dict:
+    return {"model": config.model, "checkpoint": config.checkpoint,
+            "input": {"image_size": config.image_size, "mean": config.mean, "std": config.std},
+            "exclude": config.exclude}  # fmt: skip
+
+
+def _side(metrics: dict) -> dict:
+    keys = ("accuracy", "parameters", "nonzero_parameters", "prunable_parameters",
+            "prunable_nonzero", "sparsity")  # fmt: skip
+    return {key: metrics[key] for key in keys}
+
+
+def layer_rows(report: dict) -> list[dict]:
+    return [{"layer": name, **counts} for name, counts in report["layers"].items()]
+
+
+def write_prune_summary(ctx: Context, unit: str) -> dict:
+    config, run, out = ctx.config, ctx.run, output_folder(ctx)
+    count = level_count(config)
+    levels = [schema.read_metrics(run, schema.level_parts(level)) for level in range(count + 1)]
+    controls = {
+        kind: [schema.read_metrics(run, schema.level_parts(level, unit=kind))
+               for level in range(1, count + 1)]
+        for kind in (schema.CONTROLS if config.controls else ())
+    }  # fmt: skip
+    final = schema.level_parts(count)
+    summary = {
+        "pipeline": "model-prune",
+        **_network(config),
+        "method": config.method,
+        "schedule": config.schedule,
+        "sparsity_requested": config.sparsity,
+        "levels": count,
+        "kd": config.kd,
+        "seed": config.seed,
+        "data": _data(config, levels[0]),
+        "dense": _side(levels[0]),
+        "pruned": _side(levels[-1]),
+        "accuracy_drop": levels[0]["accuracy"] - levels[-1]["accuracy"],
+        "layers": layer_rows(schema.read_report(run, final)),
+        "level_metrics": levels,
+        "controls": controls,
+        "model_file": schema.MODEL,
+    }
+    out.write_bytes(run.read_bytes(*final, schema.MODEL), schema.MODEL)
+    out.write_json(summary, schema.SUMMARY)
+    out.write_bytes(prune_markdown(summary).encode(), schema.SUMMARY_TABLE)
+    return {"samples": 0}
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def prune_markdown(summary: dict) -> str:
+    """Dense against pruned, every level (and control), then sparsity per layer."""
+    dense, pruned = summary["dense"], summary["pruned"]
+    lines = [
+        f"{summary['model']}: {summary['method']} pruning, {summary['schedule']} to "
+        f"{summary['sparsity_requested']:g} sparsity"
+        + (", fine-tuned with KD" if summary["kd"] else ""),
+        "",
+        "| | dense | pruned |",
+        "|---|---|---|",
+        f"| top-1 accuracy (%) | {_percent(dense['accuracy'])} | {_percent(pruned['accuracy'])} |",
+        f"| parameters | {dense['parameters']:,} | {pruned['parameters']:,} |",
+        f"| nonzero parameters | {dense['nonzero_parameters']:,} | "
+        f"{pruned['nonzero_parameters']:,} |",
+        f"| sparsity of the prunable weights (%) | {_percent(dense['sparsity'])} | "
+        f"{_percent(pruned['sparsity'])} |",
+        "",
+    ]
+    kinds = list(summary["controls"])
+    lines += [
+        "| level | sparsity (%) | steps | top-1 (%) |"
+        + "".join(f" {k} top-1 (%) |" for k in kinds),
+        "|---|---|---|---|" + "---|" * len(kinds),
+    ]
+    for level in summary["level_metrics"]:
+        index = level["level"]
+        cells = [_percent(summary["controls"][k][index - 1]["accuracy"]) if index else ""
+                 for k in kinds]  # fmt: skip
+        lines.append(
+            f"| {index} | {_percent(level['sparsity'])} | {level['steps']} | "
+            f"{_percent(level['accuracy'])} |" + "".join(f" {c} |" for c in cells)
+        )
+    lines += ["", "| layer | weights | nonzero | sparsity (%) |", "|---|---|---|---|"]
+    lines += [f"| {row['layer']} | {row['total']:,} | {row['unpruned']:,} | "
+              f"{_percent(row['sparsity'])} |" for row in summary["layers"]]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def write_sweep_summary(ctx: Context, unit: str) -> dict:
+    config, run, out = ctx.config, ctx.run, output_folder(ctx)
+    dense = schema.read_metrics(run, schema.level_parts(0))
+    rows, layers = [], {}
+    for name, arm in members(config).items():
+        parts = schema.level_parts(len(targets(config, arm.sparsity)), name)
+        metrics = schema.read_metrics(run, parts)
+        layers[name] = layer_rows(schema.read_report(run, parts))
+        rows.append({"member": name, "method": arm.method, "sparsity": arm.sparsity,
+                     "seed": arm.seed, "kd": arm.kd, "accuracy": metrics["accuracy"],
+                     "achieved_sparsity": metrics["sparsity"],
+                     "nonzero_parameters": metrics["nonzero_parameters"],
+                     "parameters": metrics["parameters"], "alpha": metrics["alpha"],
+                     "model_file": "/".join((*parts, schema.MODEL))})  # fmt: skip
+    summary = {
+        "pipeline": "model-sweep",
+        **_network(config),
+        "schedule": config.schedule,
+        "methods": config.methods,
+        "sparsities": config.sparsities,
+        "seeds": config.seed_list,
+        "kd": config.kd,
+        "steps": config.steps,
+        "data": _data(config, dense),
+        "dense": _side(dense),
+        "rows": rows,
+        "layers": layers,
+    }
+    out.write_json(summary, schema.SUMMARY)
+    out.write_bytes(results_csv(rows).encode(), schema.RESULTS_CSV)
+    out.write_bytes(sweep_markdown(summary).encode(), schema.RESULTS_TABLE)
+    return {"samples": 0}
+
+
+def results_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, RESULT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "alpha": "" if row["alpha"] is None else row["alpha"]})
+    return buffer.getvalue()
+
+
+def accuracy_cell(values: list[float]) -> str:
+    """Percent, with the sample std over seeds when there are several."""
+    mean = _percent(statistics.fmean(values))
+    return mean + (f" ± {_percent(statistics.stdev(values))}" if len(values) > 1 else "")
+
+
+def sweep_markdown(summary: dict) -> str:
+    """Accuracy (%) by method and KD (rows) against sparsity (columns)."""
+    sparsities = summary["sparsities"]
+    lines = [
+        f"{summary['model']}, {summary['schedule']}, {summary['steps']} fine-tuning steps; "
+        f"top-1 accuracy (%) over {len(summary['seeds'])} seed(s). Dense: "
+        f"{_percent(summary['dense']['accuracy'])}.",
+        "",
+        "| method | KD | " + " | ".join(f"sparsity {s:g}" for s in sparsities) + " |",
+        "|---|---|" + "---|" * len(sparsities),
+    ]
+    for method in summary["methods"]:
+        for kd in sorted({row["kd"] for row in summary["rows"]}):
+            cells = [[r["accuracy"] for r in summary["rows"] if r["method"] == method
+                      and r["kd"] == kd and r["sparsity"] == s] for s in sparsities]  # fmt: skip
+            lines.append(f"| {method} | {'yes' if kd else 'no'} | "
+                         + " | ".join(accuracy_cell(c) for c in cells) + " |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def clean_summary(ctx: Context) -> None:
+    out = output_folder(ctx)
+    for name in (schema.MODEL, schema.SUMMARY, schema.SUMMARY_TABLE, schema.RESULTS_CSV,
+                 schema.RESULTS_TABLE):  # fmt: skip
+        out.remove(name)
