@@ -83,8 +83,16 @@ def report(
         int, typer.Option(help="Kept and pruned thumbnails shown per cluster.")
     ] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the gallery's choice.")] = 0,
+    model_run: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A curate model run trained on this run's shards: its page is "
+            "written and linked (repeatable)."
+        ),
+    ] = None,
 ) -> None:
-    """One self-contained HTML page: counts, clusters, plots, kept and pruned samples."""
+    """One self-contained HTML page: counts, clusters, plots, kept and pruned samples; for a
+    model-pruning run, its accuracy against sparsity and sparsity per layer."""
     from pipelines.report.build import build_report
 
-    print(build_report(run_dir, output, clusters, per_side, seed))
+    print(build_report(run_dir, output, clusters, per_side, seed, tuple(model_run or ())))

@@ -111,7 +111,7 @@ def prune_markdown(summary: dict) -> str:
         f"{_percent(pruned['sparsity'])} |",
         "",
     ]
-    kinds = list(summary["controls"])
+    kinds = [kind for kind in schema.CONTROLS if kind in summary["controls"]]
     lines += [
         "| level | sparsity (%) | steps | top-1 (%) |"
         + "".join(f" {k} top-1 (%) |" for k in kinds),
