@@ -3,7 +3,7 @@ random and LAMP at 50/80/90% sparsity, one-shot without fine-tuning, then fine-t
 without KD at matched steps; IMP with rewinding and its two controls; the dense network
 fine-tuned at the same steps as the reference.
 
-    python benchmarks/model_pruning.py [--depth 20] [--steps 200] [--eval-per-class 500]
+    python benchmarks/model_pruning.py [--depth 20] [--steps 200] [--eval-per-class 300]
 
 Reads ../shared/data/cifar10-jpg/cifar10_jpg_full.tar (the lossy JPEG copy: train 50,000,
 test 10,000) and ../shared/data/resnet-cifar10/resnet{depth}-*.th beside the project, and exits
@@ -45,12 +45,14 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "model")
     parser.add_argument("--depth", type=int, default=20)
     parser.add_argument("--steps", type=int, default=200, help="fine-tuning steps (per level)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--eval-per-class", type=int, default=500, help="test images per class")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--eval-per-class", type=int, default=300, help="test images per class")
     parser.add_argument("--imp-levels", type=int, default=3)
     parser.add_argument("--imp-sparsity", type=float, default=0.8)
     parser.add_argument("--rewind-steps", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: the machine is shared)"
+    )
     return parser.parse_args()
 
 
@@ -103,7 +105,9 @@ def main() -> int:
         "model": f"pipelines.cifar_resnet:resnet{args.depth}",
         "checkpoint": str(checkpoints[0]),
         "train": write_split(args.data, work / "shards" / "train", "train", None),
-        "eval": write_split(args.data, work / "shards" / "test", "test", args.eval_per_class),
+        "eval": write_split(
+            args.data, work / "shards" / f"test-{args.eval_per_class}", "test", args.eval_per_class
+        ),
         "batch_size": args.batch_size,
         "threads": args.threads,
     }

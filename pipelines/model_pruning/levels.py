@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from curation.stage import Context
+from curation.storage import Folder
 from metrics.apply_masks import apply_masks, bake_masks
 from metrics.sparsity_report import sparsity_report
 from metrics.weight_masks import resolve_masks
@@ -97,8 +98,10 @@ def sweep_member(ctx: Context, unit: str) -> dict:
     return {**found[-1], "samples": sum(s["samples"] for s in found)}
 
 
-def run_level(run, config: ModelSettings, arm: Arm, level: int, unit: str,
+def run_level(run: Folder, config: ModelSettings, arm: Arm, level: int, unit: str,
               member: str | None = None) -> dict:  # fmt: skip
+    """One unit of level `level` for `arm` (of sweep member `member`): see the module
+    docstring. Returns the unit's stats."""
     data = load_data(config)
     schedule = targets(config, arm.sparsity)
     target, steps = schedule[level - 1], level_steps(config, len(schedule))[level - 1]
@@ -124,20 +127,18 @@ def run_level(run, config: ModelSettings, arm: Arm, level: int, unit: str,
     return _stats(metrics, config)
 
 
-def _load(run, config: ModelSettings, data: ModelData, parts: tuple[str, ...]) -> nn.Module:
+def _load(run: Folder, config: ModelSettings, data: ModelData, parts: tuple[str, ...]) -> nn.Module:
     net = empty_network(config, data.classes)
     net.load_state_dict(schema.load_state(run, *parts, schema.MODEL))
     return net.eval()
 
 
-def _start(run, config: ModelSettings, data: ModelData, arm: Arm, unit: str,
+def _start(run: Folder, config: ModelSettings, data: ModelData, arm: Arm, unit: str,
            previous: nn.Module) -> nn.Module:  # fmt: skip
     """The weights a level trains from: a fresh initialisation (reinit control), level 0's
     rewind point (imp), or the previous level's weights."""
     if unit == "reinit":
-        from pipelines.networks import build_network
-
-        return build_network(config.model, data.classes, seed=derived_seed(arm.seed, "reinit"))
+        return empty_network(config, data.classes, seed=derived_seed(arm.seed, "reinit"))
     if config.teacher_trained:
         previous.load_state_dict(schema.load_state(run, *schema.level_parts(0), schema.REWIND))
     return previous

@@ -50,9 +50,10 @@ def dense_network(config: ModelSettings, classes: int) -> nn.Module:
     return load_network(config.model, classes, config.checkpoint)
 
 
-def empty_network(config: ModelSettings, classes: int) -> nn.Module:
-    """The network's structure, to load a saved state into."""
-    return build_network(config.model, classes)
+def empty_network(config: ModelSettings, classes: int, seed: int = 0) -> nn.Module:
+    """The network initialised from `seed`: a structure to load a saved state into, or a
+    re-initialisation."""
+    return build_network(config.model, classes, seed=seed)
 
 
 def check_prunable(net: nn.Module, config: ModelSettings) -> dict[str, nn.Module]:
