@@ -139,13 +139,31 @@ class ModelSettings(BaseModel):
         return self.levels or GRADUAL_LEVELS
 
 
+def parse_nm(text: str) -> tuple[int, int]:
+    """`N:M` as integers with 0 < N < M."""
+    n, _, m = str(text).partition(":")
+    if not (n.strip().isdigit() and m.strip().isdigit()) or not 0 < int(n) < int(m):
+        raise ValueError(f"--nm takes N:M with 0 < N < M, e.g. 2:4; got {text!r}")
+    return int(n), int(m)
+
+
 class PruneConfig(ModelSettings):
     """One pruned network: a method, a sparsity, a schedule; every level is a stage."""
 
-    method: Literal[METHODS] = Field(  # type: ignore[valid-type]
-        "global", description=", ".join(METHODS) + "."
+    method: Literal[(*METHODS, "nm")] = Field(  # type: ignore[valid-type]
+        "global", description=", ".join(METHODS) + "; nm: N:M semi-structured (--nm)."
     )
-    sparsity: Fraction = Field(description="Final sparsity of the prunable weights, in [0, 1).")
+    sparsity: Fraction | None = Field(
+        None,
+        description="Final sparsity of the prunable weights, in [0, 1); required but with "
+        "--method nm (1 - N/M).",
+    )
+    nm: str = Field("2:4", description="nm: keep the N largest of every M consecutive inputs.")
+    nm_layout: Literal["channels-last", "rows"] = Field(
+        "channels-last",
+        description="nm: group Conv2d weights along the input channels at each kernel position "
+        "(NVIDIA ASP, channels-last), or along the row-major in*kh*kw.",
+    )
     kd: bool = Field(False, description="Fine-tune with KD from the dense model.")
     imp_rate: OpenFraction | None = Field(
         None, description=f"imp: fraction of the remaining weights pruned per level ({IMP_RATE})."
@@ -159,8 +177,27 @@ class PruneConfig(ModelSettings):
         "mask of the same per-layer sparsity.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nm_sparsity(cls, fields: dict) -> dict:
+        """nm's sparsity is 1 - N/M: given as well, it is refused rather than ignored."""
+        if isinstance(fields, dict) and fields.get("method") == "nm":
+            n, m = parse_nm(fields.get("nm", "2:4"))
+            if fields.get("sparsity") not in (None, 1 - n / m):  # a recorded config has it
+                raise ValueError("--method nm: the sparsity is 1 - N/M (--nm), not --sparsity")
+            fields = {**fields, "sparsity": 1 - n / m}
+        return fields
+
+    @field_validator("nm")
+    @classmethod
+    def _nm(cls, value: str) -> str:
+        parse_nm(value)
+        return value
+
     @model_validator(mode="after")
     def _schedule_options(self) -> PruneConfig:
+        if self.sparsity is None:
+            raise ValueError("--sparsity is required (but with --method nm)")
         imp = self.schedule == "imp"
         if not imp and (self.imp_rate is not None or self.rewind_steps):
             raise ValueError("--imp-rate and --rewind-steps need --schedule imp")
@@ -172,6 +209,8 @@ class PruneConfig(ModelSettings):
             )
         if self.controls and self.schedule == "gradual":
             raise ValueError("--controls compare masks level by level: use one-shot or imp")
+        if self.method == "nm" and self.schedule != "one-shot":
+            raise ValueError("--method nm prunes one-shot (every group at once)")
         if self.min_kept is not None and self.method != "global":
             raise ValueError("--min-kept is the minimum threshold of --method global")
         if self.kd and not imp and self.checkpoint is None:
@@ -185,6 +224,13 @@ class PruneConfig(ModelSettings):
     def teacher_trained(self) -> bool:
         """Level 0 trains the dense model (IMP); otherwise it is the checkpoint as given."""
         return self.schedule == "imp"
+
+    @property
+    def nm_options(self) -> dict:
+        """What `methods.prune_masks` takes for nm: N:M and the Conv2d layout."""
+        if self.method != "nm":
+            return {}
+        return {"nm": parse_nm(self.nm), "channels_last": self.nm_layout == "channels-last"}
 
 
 class SweepConfig(ModelSettings):
@@ -236,6 +282,10 @@ class SweepConfig(ModelSettings):
     def teacher_trained(self) -> bool:
         return False
 
+    @property
+    def nm_options(self) -> dict:
+        return {}
+
 
 def model_config(schema: type[ModelSettings], train: list[str] | str, eval: list[str] | str,
                  output: str, checkpoint: str | None = None, run_dir: str | None = None,
@@ -260,3 +310,104 @@ def model_config(schema: type[ModelSettings], train: list[str] | str, eval: list
         except CurateError as exc:
             raise CurateError(f"--{option}: {exc}") from None
     return config.model_copy(update=expanded)
+
+
+IMPORTANCES = ("l1", "l2", "random", "bn_scale")  # channel importances (structured.py)
+
+
+class StructuredConfig(ModelSettings):
+    """Channel pruning with real removal (torch-pruning): importances x targets x seeds
+    (x KD), each member a unit; `--exclude` names the layers whose outputs are kept (default:
+    the last Linear)."""
+
+    schedule: Literal["one-shot", "gradual"] = Field(
+        "one-shot",
+        description="one-shot, or gradual: --levels pruning steps on the cubic schedule, "
+        "fine-tuned between steps (--steps split between them).",
+    )
+    importances: NameList = Field(["l2"], description="Group l1, l2, random or bn_scale.")
+    macs: FloatList | None = Field(
+        None, description="MACs reduction factors, e.g. 2 for half the MACs (default 2)."
+    )
+    ratios: FloatList | None = Field(
+        None, description="Channel ratios removed from every group (instead of --macs)."
+    )
+    scope: Literal["layer", "global"] = Field(
+        "global", description="global: rank all groups' channels together; layer: each alike."
+    )
+    round_to: Count | None = Field(None, description="Keep channel counts at multiples of this.")
+    max_layer_ratio: OpenFraction = Field(
+        0.9, description="No group loses more than this fraction of its channels."
+    )
+    seeds: Count = Field(1, description="Seeds per member, from --seed.")
+    kd: Literal["off", "on", "both"] = Field(
+        "off", description="Fine-tune with KD: off, on or both."
+    )
+    scratch: bool = Field(
+        False,
+        description="Also train each pruned architecture from a fresh initialisation at the "
+        "same steps (Liu et al. 2019).",
+    )
+
+    @field_validator("importances")
+    @classmethod
+    def _known_importances(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in IMPORTANCES]
+        if unknown or not names:
+            raise ValueError(f"unknown importance {(unknown or [''])[0]!r}: choose from "
+                             f"{', '.join(IMPORTANCES)}")  # fmt: skip
+        return list(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _one_target(self) -> StructuredConfig:
+        if self.macs is not None and self.ratios is not None:
+            raise ValueError("give --macs or --ratios, not both")
+        if self.macs is not None and (not self.macs or min(self.macs) < 1):
+            raise ValueError(f"--macs: reduction factors are at least 1, got {self.macs}")
+        if self.ratios is not None and any(not 0 < r <= self.max_layer_ratio for r in self.ratios):
+            limit = self.max_layer_ratio
+            raise ValueError(f"--ratios: each in (0, --max-layer-ratio {limit}], got {self.ratios}")
+        if self.kd != "off" and self.checkpoint is None:
+            raise ValueError("--kd needs a trained dense model as teacher: give --checkpoint")
+        return self
+
+    @property
+    def unit(self) -> str:
+        return "channels" if self.ratios is not None else "macs"
+
+    @property
+    def amounts(self) -> list[float]:
+        return sorted(set(self.ratios if self.ratios is not None else self.macs or [2.0]))
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
+
+    @property
+    def kd_modes(self) -> tuple[bool, ...]:
+        return {"off": (False,), "on": (True,), "both": (False, True)}[self.kd]
+
+    @property
+    def teacher_trained(self) -> bool:
+        return False
+
+
+class BenchConfig(BaseModel):
+    """How `curate model bench` times the dense and the pruned networks of a run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_sizes: FloatList = Field([1, 64], description="Batch sizes, comma-separated.")
+    threads: Count = Field(1, description="CPU threads, fixed for both networks.")
+    warmup: Natural = Field(10, description="Untimed passes first.")
+    repeats: Count = Field(50, description="Timed passes; the median is reported.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "auto", description="cpu, cuda, or auto: the CPU, and the GPU when there is one."
+    )
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _whole(cls, sizes: list[float]) -> list[float]:
+        if not sizes or any(s < 1 or s != int(s) for s in sizes):
+            raise ValueError(f"takes whole numbers of at least 1, got {sizes}")
+        return [int(s) for s in sizes]

@@ -109,7 +109,7 @@ def run_level(run: Folder, config: ModelSettings, arm: Arm, level: int, unit: st
     net = _load(run, config, data, previous)
     masks = prune_masks(arm.method, weights(net, config), target,
                         schema.load_masks(run, *previous, schema.MASK), arm.seed,
-                        config.min_kept)  # fmt: skip
+                        config.min_kept, **config.nm_options)  # fmt: skip
     if unit == "random":
         masks = random_like(masks, derived_seed(arm.seed, "random control"))
     net = _start(run, config, data, arm, unit, net)

@@ -6,6 +6,8 @@ of the current ones) with exactly the count the rule defines.
 - layerwise: every layer at the target by its own |w| threshold.
 - random, random-erk: a seeded random subset at uniform or ERK layer densities.
 - lamp: the globally smallest LAMP scores (Lee et al. 2021).
+- nm: N:M semi-structured, the N largest |w| of every M consecutive inputs (2:4 by default;
+  Conv2d grouped along the input channels at each kernel position unless asked otherwise).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from curation.errors import CurateError
 from metrics.lamp import lamp
 from metrics.magnitude import global_magnitude, layerwise_magnitude
+from metrics.nm_sparsity import nm_masks
 from metrics.prunable import PruningError
 from metrics.random_masks import random_masks
 
@@ -32,10 +35,15 @@ def prune_masks(
     masks: Mapping[str, torch.Tensor] | None,
     seed: int,
     min_kept: float | None = None,
+    nm: tuple[int, int] = (2, 4),
+    channels_last: bool = True,
 ) -> Masks:
-    """The masks of `method` at total sparsity `sparsity` from `masks` (None: dense); a
-    request the rule cannot meet is a user error naming the method."""
+    """The masks of `method` at total sparsity `sparsity` from `masks` (None: dense); nm
+    keeps N of every M (`nm`) and ignores `sparsity`. A request the rule cannot meet is a
+    user error naming the method."""
     try:
+        if method == "nm":
+            return nm_masks(weights, *nm, masks, channels_last).masks
         if method == "global":
             return global_magnitude(weights, sparsity, masks, min_kept)
         if method == "layerwise":

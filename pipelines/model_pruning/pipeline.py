@@ -6,15 +6,17 @@ that runs them.
   `reinit` and `random`.
 - `curate model sweep`: level_0 -> prune (one unit per member: method x sparsity x seed x KD)
   -> summary.
+- `curate model structured`: level_0 -> prune (one unit per member: importance x target x seed
+  x KD) -> [scratch: the same units, each pruned architecture trained afresh] -> summary.
 """
 
 from __future__ import annotations
 
 from curation.stage import Lazy, Stage
 from pipelines.model_pruning import schema
-from pipelines.model_pruning.schedules import Arm, targets
+from pipelines.model_pruning.schedules import Arm, ChannelArm, targets
 
-PRUNE, SWEEP = "model-prune", "model-sweep"
+PRUNE, SWEEP, STRUCTURED = "model-prune", "model-sweep", "model-structured"
 ALL = "all"
 MODULE = "pipelines.model_pruning"
 SETUP = Lazy(f"{MODULE}.levels:setup_worker")
@@ -44,7 +46,8 @@ def dense_params(c) -> dict:
 
 def level_params(c, level: int) -> dict:
     return {**_recipe_params(c), "method": c.method, "sparsity": c.sparsity, "seed": c.seed,
-            "kd": c.kd, "imp_rate": c.imp_rate, "level": level}  # fmt: skip
+            "kd": c.kd, "imp_rate": c.imp_rate, "level": level,
+            "nm": [c.nm, c.nm_layout] if c.method == "nm" else None}  # fmt: skip
 
 
 def sweep_params(c) -> dict:
@@ -53,8 +56,19 @@ def sweep_params(c) -> dict:
     return _recipe_params(c)
 
 
+def structured_params(c) -> dict:
+    """Like `sweep_params`: a member's own choices are in its name."""
+    return {**_recipe_params(c), "unit": c.unit, "scope": c.scope, "round_to": c.round_to,
+            "max_layer_ratio": c.max_layer_ratio}  # fmt: skip
+
+
 def summary_params(c) -> dict:
-    extra = {"members": list(members(c))} if hasattr(c, "methods") else {"controls": c.controls}
+    if hasattr(c, "importances"):
+        extra = {"members": list(channel_members(c)), "scratch": c.scratch}
+    elif hasattr(c, "methods"):
+        extra = {"members": list(members(c))}
+    else:
+        extra = {"controls": c.controls}
     return {"output": c.output, **extra}
 
 
@@ -86,6 +100,20 @@ def members(config) -> dict[str, Arm]:
     return {member_name(arm): arm for arm in arms}
 
 
+def channel_member_units(ctx) -> list[str]:
+    return list(channel_members(ctx.config))
+
+
+def channel_members(config) -> dict:
+    """A structured run's members by unit name: importance, target, seed, KD."""
+    mark = "r" if config.unit == "channels" else "x"
+    arms = [ChannelArm(importance, amount, seed, kd) for importance in config.importances
+            for amount in config.amounts for seed in config.seed_list
+            for kd in config.kd_modes]  # fmt: skip
+    return {f"{a.importance}-{mark}{a.amount:g}-seed{a.seed}" + ("-kd" if a.kd else ""): a
+            for a in arms}  # fmt: skip
+
+
 def level_count(config) -> int:
     return len(targets(config, config.sparsity))
 
@@ -114,3 +142,18 @@ def sweep_stages(config) -> list[Stage]:
     summary = Stage("summary", barrier_unit, Lazy(f"{MODULE}.summary:write_sweep_summary"),
                     summary_params, clean=Lazy(f"{MODULE}.summary:clean_summary"))  # fmt: skip
     return [_dense_stage(), members_stage, summary]
+
+
+def structured_stages(config) -> list[Stage]:
+    channels = f"{MODULE}.channels"
+    units = channel_member_units
+    found = [_dense_stage(),
+             Stage(schema.SWEEP_STAGE, units, Lazy(f"{channels}:prune_member"),
+                   structured_params, setup=SETUP)]  # fmt: skip
+    if config.scratch:
+        found.append(Stage("scratch", units, Lazy(f"{channels}:scratch_member"),
+                           structured_params, setup=SETUP))  # fmt: skip
+    found.append(Stage("summary", barrier_unit,
+                       Lazy(f"{MODULE}.summary:write_structured_summary"), summary_params,
+                       clean=Lazy(f"{MODULE}.summary:clean_summary")))  # fmt: skip
+    return found

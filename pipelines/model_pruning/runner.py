@@ -15,11 +15,23 @@ from curation.executors import make_executor
 from curation.stage import Context
 from curation.storage import Folder
 from pipelines.model_pruning import schema
-from pipelines.model_pruning.config import ModelSettings, PruneConfig, SweepConfig
+from pipelines.model_pruning.config import (
+    ModelSettings,
+    PruneConfig,
+    StructuredConfig,
+    SweepConfig,
+)
 from pipelines.model_pruning.data import load_data
 from pipelines.model_pruning.methods import prune_masks
 from pipelines.model_pruning.network import check_prunable, dense_network, weights
-from pipelines.model_pruning.pipeline import PRUNE, SWEEP, prune_stages, sweep_stages
+from pipelines.model_pruning.pipeline import (
+    PRUNE,
+    STRUCTURED,
+    SWEEP,
+    prune_stages,
+    structured_stages,
+    sweep_stages,
+)
 
 VERSIONED = ("curate", "torch", "torchvision", "timm", "numpy")
 
@@ -42,7 +54,8 @@ def preflight(config: ModelSettings, arms: list[tuple[str, float]]) -> None:
     check_prunable(net, config)
     dense = weights(net, config)
     for method, sparsity in arms:
-        prune_masks(method, dense, sparsity, None, config.seed, config.min_kept)
+        prune_masks(method, dense, sparsity, None, config.seed, config.min_kept,
+                    **config.nm_options)  # fmt: skip
 
 
 def _holds_run(folder: Folder, pipeline: str, run_dir: str) -> bool:
@@ -95,3 +108,25 @@ def sweep(config: SweepConfig) -> dict:
     """Run (or resume) `curate model sweep`; returns summary.json."""
     arms = [(method, max(config.sparsities)) for method in config.methods]
     return _run(config, SWEEP, sweep_stages(config), arms)
+
+
+def structured_preflight(config: StructuredConfig) -> None:
+    """The extra installed, and every importance able to reach the largest target on the
+    dense network (a trial pruning of a copy, without fine-tuning)."""
+    from pipelines.model_pruning.channels import channel_pruning, example_input
+    from pipelines.model_pruning.schedules import ChannelArm
+    from pipelines.model_pruning.structured import prune_channels, require_torch_pruning
+
+    require_torch_pruning()
+    data = load_data(config)
+    net = dense_network(config, data.classes)
+    for importance in config.importances:
+        arm = ChannelArm(importance, max(config.amounts), config.seed, False)
+        prune_channels(net, example_input(config), [arm.amount], config.unit,
+                       channel_pruning(config, arm))  # fmt: skip
+
+
+def structured(config: StructuredConfig) -> dict:
+    """Run (or resume) `curate model structured`; returns summary.json."""
+    structured_preflight(config)
+    return _run(config, STRUCTURED, structured_stages(config), [])

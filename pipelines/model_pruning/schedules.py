@@ -57,3 +57,24 @@ def level_steps(config: ModelSettings, levels: int) -> list[int]:
 def dense_steps(config: ModelSettings) -> int:
     """Level 0 trains only under imp (its weights at --rewind-steps are the rewind point)."""
     return config.steps if config.schedule == "imp" else 0
+
+
+@dataclass(frozen=True)
+class ChannelArm:
+    """One network of a structured run."""
+
+    importance: str
+    amount: float  # a MACs reduction factor, or a channel ratio removed
+    seed: int
+    kd: bool
+
+
+def step_targets(config: ModelSettings, amount: float) -> list[float]:
+    """A structured member's cumulative targets, one per pruning step: `amount` once
+    (one-shot), or the cubic schedule over the removed fraction (the channel ratio, or
+    `1 - 1/f` of the MACs for a reduction factor f)."""
+    levels = config.gradual_levels if config.schedule == "gradual" else 1
+    if config.unit == "channels":
+        return gradual_schedule(amount, levels)[1:]
+    removed = gradual_schedule(1.0 - 1.0 / amount, levels)[1:]
+    return [*(1.0 / (1.0 - r) for r in removed[:-1]), amount]

@@ -38,10 +38,10 @@ from torch import nn
 
 from curation.errors import CurateError
 from curation.storage import Folder
+from pipelines.model_pruning.config import IMPORTANCES
 from pipelines.networks import apply_state_dict
 
 MISSING_EXTRA = "structured pruning needs the structured extra: pip install 'curate[structured]'"
-IMPORTANCES = ("l1", "l2", "random", "bn_scale")
 SCOPES = ("layer", "global")
 UNITS = ("channels", "macs")
 FORMAT = "curate-structured-1"
@@ -326,8 +326,13 @@ def save_pruned(pruned: Pruned, folder: Folder, *parts: str) -> None:
 def load_pruned(path: str | os.PathLike, dense: nn.Module) -> nn.Module:
     """Prune `dense` (a freshly built network of the same kind) as the file records, then
     load its weights; read with `weights_only=True`."""
+    return rebuild(_read_pruned(path), dense, str(path))
+
+
+def rebuild(saved: dict, dense: nn.Module, path: str) -> nn.Module:
+    """`dense` pruned as `saved` (what `pruned_checkpoint` gives, read from `path`) records,
+    with its weights."""
     tp = require_torch_pruning()
-    saved = _read_pruned(path)
     graph = tp.DependencyGraph().build_dependency(
         dense,
         torch.zeros(saved["input_shape"]),
@@ -339,7 +344,7 @@ def load_pruned(path: str | os.PathLike, dense: nn.Module) -> nn.Module:
         raise CurateError(
             f"{path} was pruned from a different network ({type(exc).__name__}: {exc})"
         ) from None
-    apply_state_dict(dense, saved["state_dict"], str(path), type(dense).__name__)
+    apply_state_dict(dense, saved["state_dict"], path, type(dense).__name__)
     return dense.eval()
 
 

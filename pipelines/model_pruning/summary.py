@@ -69,6 +69,7 @@ def write_prune_summary(ctx: Context, unit: str) -> dict:
         "pipeline": "model-prune",
         **_network(config),
         "method": config.method,
+        "nm": {"nm": config.nm, "layout": config.nm_layout} if config.method == "nm" else None,
         "schedule": config.schedule,
         "sparsity_requested": config.sparsity,
         "levels": count,
@@ -160,17 +161,18 @@ def write_sweep_summary(ctx: Context, unit: str) -> dict:
         "layers": layers,
     }
     out.write_json(summary, schema.SUMMARY)
-    out.write_bytes(results_csv(rows).encode(), schema.RESULTS_CSV)
+    out.write_bytes(_csv(rows, RESULT_COLUMNS).encode(), schema.RESULTS_CSV)
     out.write_bytes(sweep_markdown(summary).encode(), schema.RESULTS_TABLE)
     return {"samples": 0}
 
 
-def results_csv(rows: list[dict]) -> str:
+def _csv(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """The columns of `rows`, None as an empty cell."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, RESULT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "alpha": "" if row["alpha"] is None else row["alpha"]})
+        writer.writerow({key: "" if value is None else value for key, value in row.items()})
     return buffer.getvalue()
 
 
@@ -200,8 +202,97 @@ def sweep_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+STRUCTURED_COLUMNS = ("member", "importance", "amount", "unit", "seed", "kd", "accuracy",
+                      "scratch_accuracy", "params_before", "params_after", "macs_before",
+                      "macs_after", "macs_reduction", "file_bytes_before",
+                      "file_bytes_after")  # fmt: skip
+
+
+def _structured_row(name: str, metrics: dict, scratch: dict | None) -> dict:
+    before, after = metrics["before"], metrics["after"]
+    return {"member": name, "importance": metrics["importance"], "amount": metrics["amount"],
+            "unit": metrics["unit"], "seed": metrics["seed"], "kd": metrics["kd"],
+            "accuracy": metrics["accuracy"],
+            "scratch_accuracy": scratch["accuracy"] if scratch else None,
+            "params_before": before["params"], "params_after": after["params"],
+            "macs_before": before["macs"], "macs_after": after["macs"],
+            "macs_reduction": metrics["macs_reduction"],
+            "file_bytes_before": before["file_bytes"], "file_bytes_after": after["file_bytes"],
+            "steps": metrics["steps"], "model_file": f"{name}.pt"}  # fmt: skip
+
+
+def write_structured_summary(ctx: Context, unit: str) -> dict:
+    """Every member's pruned network copied to OUTPUT/<member>.pt (and <member>-scratch.pt),
+    summary.json, results.csv and results.md."""
+    from pipelines.model_pruning.channels import PRUNED, SCRATCH_STAGE, member_parts
+    from pipelines.model_pruning.pipeline import channel_members
+
+    config, run, out = ctx.config, ctx.run, output_folder(ctx)
+    dense = schema.read_metrics(run, schema.level_parts(0))
+    rows = []
+    for name in channel_members(config):
+        parts = member_parts(name)
+        scratch = None
+        if config.scratch:
+            scratch = run.read_json(*member_parts(name, SCRATCH_STAGE), schema.METRICS)
+            out.write_bytes(run.read_bytes(*member_parts(name, SCRATCH_STAGE), PRUNED),
+                            f"{name}-scratch.pt")  # fmt: skip
+        out.write_bytes(run.read_bytes(*parts, PRUNED), f"{name}.pt")
+        rows.append(_structured_row(name, run.read_json(*parts, schema.METRICS), scratch))
+    summary = {
+        "pipeline": "model-structured",
+        **_network(config),
+        "schedule": config.schedule,
+        "levels": config.gradual_levels if config.schedule == "gradual" else 1,
+        "importances": config.importances,
+        "unit": config.unit,
+        "amounts": config.amounts,
+        "scope": config.scope,
+        "round_to": config.round_to,
+        "seeds": config.seed_list,
+        "kd": config.kd,
+        "scratch": config.scratch,
+        "steps": config.steps,
+        "data": _data(config, dense),
+        "dense": _side(dense),
+        "rows": rows,
+    }
+    out.write_json(summary, schema.SUMMARY)
+    out.write_bytes(_csv(rows, STRUCTURED_COLUMNS).encode(), schema.RESULTS_CSV)
+    out.write_bytes(structured_markdown(summary).encode(), schema.RESULTS_TABLE)
+    return {"samples": 0}
+
+
+def structured_markdown(summary: dict) -> str:
+    """One row per member: accuracy (fine-tuned, from scratch), parameters, MACs, file size."""
+    dense = summary["dense"]
+    lines = [
+        f"{summary['model']}: channels removed ({summary['scope']} scope, "
+        f"{summary['schedule']}), {summary['steps']} fine-tuning steps. Dense: "
+        f"{_percent(dense['accuracy'])}% top-1, {dense['parameters']:,} parameters.",
+        "",
+        "| member | top-1 (%) | from scratch (%) | parameters | MACs | MACs reduction | file |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["rows"]:
+        scratch = "" if r["scratch_accuracy"] is None else _percent(r["scratch_accuracy"])
+        lines.append(
+            f"| {r['member']} | {_percent(r['accuracy'])} | {scratch} | "
+            f"{r['params_before']:,} -> {r['params_after']:,} | "
+            f"{r['macs_before']:,} -> {r['macs_after']:,} | {r['macs_reduction']:.2f}x | "
+            f"{r['file_bytes_before']:,} -> {r['file_bytes_after']:,} bytes |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def clean_summary(ctx: Context) -> None:
     out = output_folder(ctx)
     for name in (schema.MODEL, schema.SUMMARY, schema.SUMMARY_TABLE, schema.RESULTS_CSV,
                  schema.RESULTS_TABLE):  # fmt: skip
         out.remove(name)
+    if hasattr(ctx.config, "importances"):
+        from pipelines.model_pruning.pipeline import channel_members
+
+        for name in channel_members(ctx.config):
+            out.remove(f"{name}.pt")
+            out.remove(f"{name}-scratch.pt")
