@@ -4,8 +4,9 @@ control, the same pruned architecture trained from a fresh initialisation at the
 
 A member (importance, target, seed, KD) prunes the dense network of level 0 in `--levels` steps
 (one for one-shot; the cubic schedule for gradual) and fine-tunes after each step, then writes
-`prune/<member>/pruned.pt` (`structured.save_pruned`'s weights-only format) and metrics.json
-(accuracy, and the parameters, MACs and file size before pruning and after each step).
+`prune/<member>/pruned.pt` (`structured.save_pruned`'s weights-only format), `pruned.pt2` (a
+`torch.export` program that loads with torch alone) and metrics.json (accuracy, and the
+parameters, MACs and file size before pruning and after each step).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from pipelines.model_pruning.structured import (
     measure,
     prune_channels,
     rebuild,
+    save_exported,
     save_pruned,
 )
 
 PRUNED = "pruned.pt"
+EXPORTED = "pruned.pt2"
 SCRATCH_STAGE = "scratch"
 
 
@@ -112,7 +115,8 @@ def scratch_member(ctx: Context, unit: str) -> dict:
 def _write(run: Folder, parts: tuple[str, ...], pruned: Pruned, metrics: dict) -> None:
     run.remove_temporaries(*parts)
     save_pruned(pruned, run, *parts, PRUNED)
-    run.write_json(metrics, *parts, schema.METRICS)
+    failed = save_exported(pruned.model, pruned.input_shape, run, *parts, EXPORTED)
+    run.write_json({**metrics, "export_error": failed or None}, *parts, schema.METRICS)
 
 
 def _metrics(pruned: Pruned, data: ModelData, config: StructuredConfig, arm: ChannelArm,

@@ -218,13 +218,15 @@ def _structured_row(name: str, metrics: dict, scratch: dict | None) -> dict:
             "macs_before": before["macs"], "macs_after": after["macs"],
             "macs_reduction": metrics["macs_reduction"],
             "file_bytes_before": before["file_bytes"], "file_bytes_after": after["file_bytes"],
-            "steps": metrics["steps"], "model_file": f"{name}.pt"}  # fmt: skip
+            "steps": metrics["steps"], "model_file": f"{name}.pt",
+            "exported_file": None if metrics["export_error"] else f"{name}.pt2",
+            "export_error": metrics["export_error"]}  # fmt: skip
 
 
 def write_structured_summary(ctx: Context, unit: str) -> dict:
     """Every member's pruned network copied to OUTPUT/<member>.pt (and <member>-scratch.pt),
     summary.json, results.csv and results.md."""
-    from pipelines.model_pruning.channels import PRUNED, SCRATCH_STAGE, member_parts
+    from pipelines.model_pruning.channels import SCRATCH_STAGE, member_parts
     from pipelines.model_pruning.pipeline import channel_members
 
     config, run, out = ctx.config, ctx.run, output_folder(ctx)
@@ -235,9 +237,8 @@ def write_structured_summary(ctx: Context, unit: str) -> dict:
         scratch = None
         if config.scratch:
             scratch = run.read_json(*member_parts(name, SCRATCH_STAGE), schema.METRICS)
-            out.write_bytes(run.read_bytes(*member_parts(name, SCRATCH_STAGE), PRUNED),
-                            f"{name}-scratch.pt")  # fmt: skip
-        out.write_bytes(run.read_bytes(*parts, PRUNED), f"{name}.pt")
+            _copy_network(run, out, member_parts(name, SCRATCH_STAGE), f"{name}-scratch")
+        _copy_network(run, out, parts, name)
         rows.append(_structured_row(name, run.read_json(*parts, schema.METRICS), scratch))
     summary = {
         "pipeline": "model-structured",
@@ -261,6 +262,15 @@ def write_structured_summary(ctx: Context, unit: str) -> dict:
     out.write_bytes(_csv(rows, STRUCTURED_COLUMNS).encode(), schema.RESULTS_CSV)
     out.write_bytes(structured_markdown(summary).encode(), schema.RESULTS_TABLE)
     return {"samples": 0}
+
+
+def _copy_network(run: Folder, out: Folder, parts: tuple[str, ...], name: str) -> None:
+    """A member's pruned network to OUTPUT/<name>.pt and, when it exported, <name>.pt2."""
+    from pipelines.model_pruning.channels import EXPORTED, PRUNED
+
+    out.write_bytes(run.read_bytes(*parts, PRUNED), f"{name}.pt")
+    if run.exists(*parts, EXPORTED):
+        out.write_bytes(run.read_bytes(*parts, EXPORTED), f"{name}.pt2")
 
 
 def structured_markdown(summary: dict) -> str:
@@ -294,5 +304,5 @@ def clean_summary(ctx: Context) -> None:
         from pipelines.model_pruning.pipeline import channel_members
 
         for name in channel_members(ctx.config):
-            out.remove(f"{name}.pt")
-            out.remove(f"{name}-scratch.pt")
+            for suffix in (".pt", ".pt2", "-scratch.pt", "-scratch.pt2"):
+                out.remove(f"{name}{suffix}")

@@ -2,6 +2,7 @@
 executor; the Liu et al. control; the missing extra; latency from `curate model bench`."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,6 +52,30 @@ def test_a_residual_cnn_loses_channels_and_loads_from_its_file(data, tmp_path):
     assert not torch.equal(scratch.conv1.weight, model.conv1.weight)
     assert row["scratch_accuracy"] is not None
     assert "| l2-r0.3-seed0 |" in (out / "results.md").read_text()
+    assert row["exported_file"] == "l2-r0.3-seed0.pt2"
+    _loads_with_torch_alone(out / "l2-r0.3-seed0.pt2", model, tmp_path)
+
+
+LOAD_ALONE = """
+import sys, torch
+model = torch.export.load(sys.argv[1]).module()
+x = torch.load(sys.argv[2])
+torch.save(model(x).detach(), sys.argv[3])
+mine = [m for m in sys.modules if m.split(".")[0] in ("curation", "pipelines", "torch_pruning")]
+assert not mine, mine
+"""
+
+
+def _loads_with_torch_alone(exported: Path, model: torch.nn.Module, tmp_path: Path) -> None:
+    """A fresh interpreter, isolated (-I: no PYTHONPATH, no working folder on the path), loads
+    the .pt2 without importing curate or torch-pruning and computes what `model` computes, at a
+    batch size other than the one exported."""
+    x = torch.randn(3, 3, 16, 16)
+    torch.save(x, tmp_path / "x.pt")
+    subprocess.run([sys.executable, "-I", "-c", LOAD_ALONE, str(exported), str(tmp_path / "x.pt"),
+                    str(tmp_path / "y.pt")], check=True, cwd=tmp_path)  # fmt: skip
+    with torch.no_grad():
+        assert torch.allclose(torch.load(tmp_path / "y.pt"), model.eval()(x), atol=1e-5)
 
 
 def test_the_documented_load_needs_only_torch_and_torch_pruning(data, tmp_path):
