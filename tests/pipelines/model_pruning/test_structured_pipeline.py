@@ -129,6 +129,16 @@ def test_missing_extra_is_one_line_before_any_write(data, tmp_path, monkeypatch)
     assert not (tmp_path / "out").exists()
 
 
+def test_the_cli_without_the_extra_says_which_to_install(data, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_pruning", None)
+    result = CliRunner().invoke(app, ["model", "structured", "--model", FAST["model"],
+                                      "--image-size", "16", "--train", data.train, "--eval",
+                                      data.eval, "-o", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"curate: error: {MISSING_EXTRA}"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_bench_times_dense_and_pruned_and_the_report_plots_it(data, tmp_path):
     out = tmp_path / "out"
     structured(_config(data, out, ratios=[0.5]))
