@@ -110,7 +110,7 @@ def test_members_are_units_that_resume_and_agree_under_dask(data, tmp_path):
     assert [r["member"] for r in local["rows"]] == [
         "l2-r0.25-seed0", "l2-r0.5-seed0", "random-r0.25-seed0", "random-r0.5-seed0"
     ]  # fmt: skip
-    structured(_config(data, tmp_path / "dask", executor="dask", **common))
+    structured(_config(data, tmp_path / "dask", executor="dask", workers=2, **common))  # parallel
     assert artifacts(tmp_path / "local") == artifacts(tmp_path / "dask")
     done = tmp_path / "local/_run/prune/done"
     kept = (done / "l2-r0.25-seed0").stat().st_mtime_ns
