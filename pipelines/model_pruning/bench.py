@@ -108,10 +108,6 @@ def _compare(dense: nn.Module, pruned: nn.Module, shape, settings: BenchConfig, 
     return {**result, "semi_structured_layers": converted}
 
 
-def read_latency(run: Folder) -> dict | None:
-    return run.read_json(LATENCY) if run.exists(LATENCY) else None
-
-
 def latency_markdown(found: dict) -> str:
     """Median milliseconds per batch, dense and pruned, and the speed-up, per device."""
     lines = []

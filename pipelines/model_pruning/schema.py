@@ -9,8 +9,13 @@ RUN/level_<L>/metrics.json           accuracy, sparsity, parameter counts, steps
 RUN/level_0/rewind.pt                imp: the dense state_dict at step --rewind-steps
 RUN/level_<L>/reinit/, random/       the controls (--controls): the same files for each
 RUN/prune/<member>/level_<L>/        a sweep member's levels (its level 0 is RUN/level_0)
+RUN/prune/<member>/pruned.pt, pruned.pt2, metrics.json
+                                     curate model structured: the smaller network (channels.py)
+RUN/scratch/<member>/                the same, trained from scratch (--scratch)
+RUN/latency.json                     curate model bench: times, so not the same between runs
 OUTPUT/model.pt, summary.json, summary.md        curate model prune
 OUTPUT/summary.json, results.csv, results.md     curate model sweep
+OUTPUT/<member>.pt, .pt2, summary.json, results.csv, results.md    curate model structured
 ```
 
 Level 0 is the dense network (all-True masks). Every file is written by one unit, atomically,
