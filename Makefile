@@ -11,7 +11,7 @@ DEMO := .demo
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[demo,dev,s3,airflow]'
+	$(PY) -m pip install -q -e '.[demo,dev,s3,airflow,structured]'
 	touch $(STAMP)
 
 install: $(STAMP)

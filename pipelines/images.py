@@ -55,7 +55,7 @@ def read_labelled(shards: list[str], size: int, label_field: str = "label") -> L
                         skipped[why] += 1
             except ShardFormatError:
                 skipped["damaged shard"] += 1
-    stacked = torch.stack(images) if images else torch.zeros((0, 3, size, size), torch.uint8)
+    stacked = torch.stack(images) if images else torch.zeros((0, 3, size, size), dtype=torch.uint8)
     return LabelledImages(stacked, torch.tensor(labels, dtype=torch.int64), keys, skipped)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from curation import __version__
-from curation.cli import prune, shards, validation
+from curation.cli import model, prune, shards, validation
 
 HELP = {"help_option_names": ["-h", "--help"]}
 
@@ -48,3 +48,4 @@ shards_app = typer.Typer(no_args_is_help=True, context_settings=HELP,
                          help="Make webdataset shards.")  # fmt: skip
 shards_app.command("from-folder")(shards.shards_from_folder)
 app.add_typer(shards_app, name="shards")
+app.add_typer(model.app, name="model")

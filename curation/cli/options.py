@@ -52,7 +52,10 @@ def field_parameters(
         shown = _shown(field)
         if shown is False or name in exclude:
             continue
-        flags = [f"--{name.replace('_', '-')}", *([shown] if isinstance(shown, str) else [])]
+        flag = f"--{name.replace('_', '-')}"
+        if field.annotation is bool:  # a switch either way: --augment / --no-augment
+            flag = f"{flag}/--no-{flag[2:]}"
+        flags = [flag, *([shown] if isinstance(shown, str) else [])]
         required = field.is_required()
         option = typer.Option(*flags, help=field.description)
         annotation = Annotated[_plain(field.annotation), option]

@@ -97,9 +97,17 @@ def report(
     ] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the gallery's choice.")] = 0,
     storage_options: StorageOptions = None,
+    model_run: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A curate model run trained on this run's shards: its page is "
+            "written and linked (repeatable)."
+        ),
+    ] = None,
 ) -> None:
-    """One self-contained HTML page: counts, clusters, plots, kept and pruned samples."""
+    """One self-contained HTML page: counts, clusters, plots, kept and pruned samples; for a
+    model-pruning run, its accuracy against sparsity and sparsity per layer."""
     from pipelines.report.build import build_report
 
     storage = parse_options(storage_options)
-    print(build_report(run_dir, output, clusters, per_side, seed, storage))
+    print(build_report(run_dir, output, clusters, per_side, seed, storage, tuple(model_run or ())))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -23,13 +23,16 @@ def compare_latency(
     warmup: int = 10,
     repeats: int = 50,
     device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    convert: Callable[[nn.Module], object] | None = None,
 ) -> dict:
     """Median milliseconds per forward pass of each model, and dense / pruned, per batch size.
 
-    `input_shape` is one sample's (e.g. (3, 32, 32)). Both models run on copies in eval mode
-    under `torch.inference_mode`, alternating repeat by repeat so that drifting load hits both
-    alike; CPU threads are fixed to `threads` and restored afterwards; on CUDA each pass is
-    synchronised before the clock is read."""
+    `input_shape` is one sample's (e.g. (3, 32, 32)). Both models run on copies in eval mode,
+    moved to `device` and `dtype`, under `torch.inference_mode`, alternating repeat by repeat
+    so that drifting load hits both alike; `convert` then changes the pruned copy in place
+    (sparse weights for sparse kernels). CPU threads are fixed to `threads` and restored
+    afterwards; on CUDA each pass is synchronised before the clock is read."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise CurateError(f"latency on {device} was asked for, but CUDA is not available")
     if threads < 1 or warmup < 0 or repeats < 1:
@@ -37,15 +40,19 @@ def compare_latency(
             f"latency needs threads >= 1, warmup >= 0, repeats >= 1 "
             f"(got {threads}, {warmup}, {repeats})"
         )
-    models = [copy.deepcopy(m).to(device).eval() for m in (dense, pruned)]
+    models = [copy.deepcopy(m).to(device, dtype).eval() for m in (dense, pruned)]
+    if convert is not None:
+        convert(models[1])
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        rows = [_time_batch(models, input_shape, b, warmup, repeats, device) for b in batch_sizes]
+        rows = [_time_batch(models, input_shape, b, warmup, repeats, device, dtype)
+                for b in batch_sizes]  # fmt: skip
     finally:
         torch.set_num_threads(saved_threads)
     return {
         "device": device,
+        "dtype": str(dtype).removeprefix("torch."),
         "threads": threads,
         "warmup": warmup,
         "repeats": repeats,
@@ -53,9 +60,9 @@ def compare_latency(
     }
 
 
-def _time_batch(models, input_shape, batch_size, warmup, repeats, device) -> dict:
+def _time_batch(models, input_shape, batch_size, warmup, repeats, device, dtype) -> dict:
     generator = torch.Generator().manual_seed(batch_size)
-    inputs = torch.randn((batch_size, *input_shape), generator=generator).to(device)
+    inputs = torch.randn((batch_size, *input_shape), generator=generator).to(device, dtype)
     times: list[list[float]] = [[], []]
     with torch.inference_mode():
         for model in models:

@@ -3,7 +3,8 @@ graph (DepGraph, Fang et al. CVPR 2023): layers that share channels (a conv's fi
 the next conv's inputs, both sides of a residual add) form a group and lose the same channels,
 ranked by the group's importance (the mean over its members, normalised by the group mean).
 
-Saving a pruned model. There are three ways; `save_pruned` writes the third:
+Saving a pruned model. There are four ways; `save_pruned` writes the third, `save_exported`
+the fourth:
 - `torch.save(model)`: pickles the module classes; loading needs them importable and
   `torch.load(..., weights_only=False)`, which runs whatever code the file names.
 - torch-pruning 1.6.1's `tp.state_dict(model)` / `tp.load_state_dict(model, saved)`: every
@@ -22,6 +23,9 @@ Saving a pruned model. There are three ways; `save_pruned` writes the third:
   A network with modules that prune themselves (methods `remove_inputs` / `remove_outputs`, like
   the CIFAR ResNets' option-A shortcut) also passes `customized_pruners=` for them, as
   `load_pruned` does.
+- `torch.export` (an `ExportedProgram`, `.pt2`): the traced graph and its weights, any batch
+  size. Loading needs torch alone, neither the network's class nor torch-pruning nor curate:
+  `torch.export.load(path).module()`, for inference (eval mode is baked in).
 """
 
 from __future__ import annotations
@@ -38,10 +42,10 @@ from torch import nn
 
 from curation.errors import CurateError
 from curation.storage import Folder
+from pipelines.model_pruning.config import IMPORTANCES
 from pipelines.networks import apply_state_dict
 
 MISSING_EXTRA = "structured pruning needs the structured extra: pip install 'curate[structured]'"
-IMPORTANCES = ("l1", "l2", "random", "bn_scale")
 SCOPES = ("layer", "global")
 UNITS = ("channels", "macs")
 FORMAT = "curate-structured-1"
@@ -323,11 +327,31 @@ def save_pruned(pruned: Pruned, folder: Folder, *parts: str) -> None:
     folder.write_buffer(lambda buffer: torch.save(pruned_checkpoint(pruned), buffer), *parts)
 
 
+def save_exported(model: nn.Module, input_shape: Sequence[int], folder: Folder, *parts: str) -> str:
+    """Write `model` in eval mode as a `torch.export` program whose batch size is free, so
+    that it loads with torch alone; returns "" or, when the network cannot be exported (code
+    torch.export does not trace), the reason in one line, and writes nothing."""
+    model = copy.deepcopy(model).eval()
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    example = torch.zeros(2, *input_shape[1:])  # 2: a batch of 1 would be specialised
+    try:
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    except Exception as exc:  # torch.export raises many kinds; the .pt file still holds it
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"[:300]
+    folder.write_buffer(lambda buffer: torch.export.save(program, buffer), *parts)
+    return ""
+
+
 def load_pruned(path: str | os.PathLike, dense: nn.Module) -> nn.Module:
     """Prune `dense` (a freshly built network of the same kind) as the file records, then
     load its weights; read with `weights_only=True`."""
+    return rebuild(_read_pruned(path), dense, str(path))
+
+
+def rebuild(saved: dict, dense: nn.Module, path: str) -> nn.Module:
+    """`dense` pruned as `saved` (what `pruned_checkpoint` gives, read from `path`) records,
+    with its weights."""
     tp = require_torch_pruning()
-    saved = _read_pruned(path)
     graph = tp.DependencyGraph().build_dependency(
         dense,
         torch.zeros(saved["input_shape"]),
@@ -339,7 +363,7 @@ def load_pruned(path: str | os.PathLike, dense: nn.Module) -> nn.Module:
         raise CurateError(
             f"{path} was pruned from a different network ({type(exc).__name__}: {exc})"
         ) from None
-    apply_state_dict(dense, saved["state_dict"], str(path), type(dense).__name__)
+    apply_state_dict(dense, saved["state_dict"], path, type(dense).__name__)
     return dense.eval()
 
 

@@ -7,10 +7,12 @@ from html import escape
 
 import pandas as pd
 
+from curation import rundir
+from curation.errors import CurateError
 from curation.storage import Folder
 from pipelines.data_pruning.cluster_table import MEANINGS
 from pipelines.data_pruning.finished import open_run
-from pipelines.report import plots
+from pipelines.report import model_page, plots
 from pipelines.report.content import ReportContent, gather
 from pipelines.report.gallery import choose_samples, thumbnails
 from pipelines.report.page import figure, gallery, page, table
@@ -153,9 +155,18 @@ def _galleries(content: ReportContent, clusters: int, per_side: int, seed: int) 
     return "".join(gallery(c, int(sizes.get(c, 0)), items) for c, items in found.items())
 
 
-def render(content: ReportContent, clusters: int = 8, per_side: int = 6, seed: int = 0) -> str:
+def _model_links(links: list[tuple[str, str]]) -> str:
+    items = "".join(f'<li><a href="{escape(href)}">{escape(name)}</a></li>' for name, href in links)
+    return f"<ul>{items}</ul>"
+
+
+def render(content: ReportContent, clusters: int = 8, per_side: int = 6, seed: int = 0,
+           model_links: list[tuple[str, str]] = ()) -> str:  # fmt: skip
+    """The main page; `model_links` (name, href) point to model-pruning pages."""
     cfg = content.run.config
     sections = [("summary", "Summary", _summary(content))]
+    if model_links:
+        sections.append(("models", "Model pruning", _model_links(model_links)))
     if content.validation:
         sections.append(("validation", "Validation", _validation(content.validation)))
     if content.sweep:
@@ -181,14 +192,44 @@ def render(content: ReportContent, clusters: int = 8, per_side: int = 6, seed: i
     return page("curate report", meta, sections)
 
 
-def build_report(run_dir: str, output: str | None = None, clusters: int = 8, per_side: int = 6,
-                 seed: int = 0, storage_options: dict | None = None) -> str:  # fmt: skip
-    """Write the report (default `RUN/report.html`); returns where it went."""
-    run = open_run(run_dir, storage_options=storage_options)
-    html = render(gather(run), clusters, per_side, seed)
+def _write(html: str, run: Folder, output: str | None) -> str:
     if output is None:
-        run.run.write_bytes(html.encode(), REPORT_FILE)
-        return run.run.url_of(REPORT_FILE)
+        run.write_bytes(html.encode(), REPORT_FILE)
+        return run.url_of(REPORT_FILE)
     folder, name = os.path.split(os.path.abspath(output))
     Folder(folder).write_bytes(html.encode(), name)
     return os.path.abspath(output)
+
+
+def _href(target: str, page: str) -> str:
+    """A link from the page at `page` to `target`: relative when both are local files."""
+    if "://" in target or "://" in page:
+        return target
+    return os.path.relpath(target, os.path.dirname(page))
+
+
+def build_report(
+    run_dir: str,
+    output: str | None = None,
+    clusters: int = 8,
+    per_side: int = 6,
+    seed: int = 0,
+    storage_options: dict | None = None,
+    model_runs: tuple[str, ...] = (),
+) -> str:
+    """Write the report (default `RUN/report.html`); returns where it went. A model-pruning
+    run gets its own page; a prune run's page links to the pages of `model_runs`, written
+    beside them. A remote run is read with `storage_options`."""
+    folder = rundir.resolve(run_dir, storage_options)
+    if model_page.is_model_run(folder):
+        return _write(model_page.render(folder), folder, output)
+    run = open_run(run_dir, storage_options=storage_options)
+    where = os.path.abspath(output) if output else run.run.url_of(REPORT_FILE)
+    links = []
+    for path in model_runs:
+        model_run = rundir.resolve(path)
+        if not model_page.is_model_run(model_run):
+            raise CurateError(f"--model-run {path} is not a curate model prune or sweep run")
+        target = _write(model_page.render(model_run), model_run, None)
+        links.append((model_page.title(model_run), _href(target, where)))
+    return _write(render(gather(run), clusters, per_side, seed, links), run.run, output)

@@ -1,0 +1,132 @@
+"""`curate model prune` and `curate model sweep`: check everything that can be checked before
+writing (the data has labels, the checkpoint fits the network, the network has prunable layers,
+the method can reach the sparsity), claim the output folder, record the config, run the stages.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+from curation import rundir
+from curation.driver import run_stages, stage_digests
+from curation.errors import CurateError
+from curation.executors import make_executor
+from curation.stage import Context
+from curation.storage import Folder
+from pipelines.model_pruning import schema
+from pipelines.model_pruning.config import (
+    ModelSettings,
+    PruneConfig,
+    StructuredConfig,
+    SweepConfig,
+)
+from pipelines.model_pruning.data import load_data
+from pipelines.model_pruning.methods import prune_masks
+from pipelines.model_pruning.network import check_prunable, dense_network, weights
+from pipelines.model_pruning.pipeline import (
+    PRUNE,
+    STRUCTURED,
+    SWEEP,
+    prune_stages,
+    structured_stages,
+    sweep_stages,
+)
+
+VERSIONED = ("curate", "torch", "torchvision", "timm", "numpy")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def preflight(config: ModelSettings, arms: list[tuple[str, float]]) -> None:
+    """Every user error a run can meet, before anything is written: `arms` are the
+    (method, final sparsity) pairs the run will prune to."""
+    data = load_data(config)
+    net = dense_network(config, data.classes)
+    check_prunable(net, config)
+    dense = weights(net, config)
+    for method, sparsity in arms:
+        prune_masks(method, dense, sparsity, None, config.seed, config.min_kept,
+                    **config.nm_options)  # fmt: skip
+
+
+def _holds_run(folder: Folder, pipeline: str, run_dir: str) -> bool:
+    """The folder is the output (or run directory) of a curate run of `pipeline`: its marker
+    names `run_dir` (whose config, once written, is of `pipeline`), or it is that run."""
+    named = folder.read_json(rundir.MARKER)["run_dir"] if folder.exists(rundir.MARKER) else None
+    if named is not None and named != run_dir:
+        return False
+    run = Folder(run_dir)
+    if not run.exists(rundir.CONFIG):
+        return named is not None
+    return rundir.read_config(run)["pipeline"] == pipeline
+
+
+def claim_output(config: ModelSettings, pipeline: str) -> None:
+    """An empty (or new) output folder, or one that holds this kind of run already (resume);
+    anything else is refused: the run never deletes or overwrites what it did not write."""
+    for option, folder in (("--output", Folder(config.output)),
+                           ("--run-dir", Folder(config.run_dir))):  # fmt: skip
+        entries = [e for e in folder.listdir() if e != "_run" or option == "--run-dir"]
+        if entries and not _holds_run(folder, pipeline, config.run_dir):
+            raise CurateError(
+                f"{option} {folder.url} is not empty ({len(entries)} entries) and holds no "
+                f"curate {pipeline} run: choose an empty folder"
+            )
+
+
+def _run(config: ModelSettings, pipeline: str, stages, arms) -> dict:
+    preflight(config, arms)
+    claim_output(config, pipeline)
+    out, run = Folder(config.output), Folder(config.run_dir)
+    out.makedirs()
+    out.write_json({"run_dir": config.run_dir}, rundir.MARKER)
+    rundir.write_config(run, pipeline, config.model_dump(), stage_digests(stages, config),
+                        versions())  # fmt: skip
+    executor = make_executor(config.executor, config.workers, config.scheduler)
+    try:
+        run_stages(stages, Context(run, config), executor)
+    finally:
+        executor.close()
+    return out.read_json(schema.SUMMARY)
+
+
+def prune(config: PruneConfig) -> dict:
+    """Run (or resume) `curate model prune`; returns summary.json."""
+    return _run(config, PRUNE, prune_stages(config), [(config.method, config.sparsity)])
+
+
+def sweep(config: SweepConfig) -> dict:
+    """Run (or resume) `curate model sweep`; returns summary.json."""
+    arms = [(method, max(config.sparsities)) for method in config.methods]
+    return _run(config, SWEEP, sweep_stages(config), arms)
+
+
+def structured_preflight(config: StructuredConfig) -> None:
+    """The extra installed, and every importance able to reach the largest target on the
+    dense network (a trial pruning of a copy, without fine-tuning)."""
+    from pipelines.model_pruning.channels import channel_pruning, example_input
+    from pipelines.model_pruning.schedules import ChannelArm
+    from pipelines.model_pruning.structured import prune_channels, require_torch_pruning
+
+    require_torch_pruning()
+    data = load_data(config)
+    net = dense_network(config, data.classes)
+    for importance in config.importances:
+        arm = ChannelArm(importance, max(config.amounts), config.seed, False)
+        prune_channels(net, example_input(config), [arm.amount], config.unit,
+                       channel_pruning(config, arm))  # fmt: skip
+
+
+def structured(config: StructuredConfig) -> dict:
+    """Run (or resume) `curate model structured`; returns summary.json."""
+    structured_preflight(config)
+    return _run(config, STRUCTURED, structured_stages(config), [])
