@@ -8,11 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from curation.driver import run_stages
+from curation.executors import make_executor
+from curation.stage import Context
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.criteria import loaders, ranked
 from pipelines.data_pruning.decide import keep_mask
 from pipelines.data_pruning.finished import open_run
-from pipelines.data_pruning.runner import ensure_scores
+from pipelines.data_pruning.pipeline import scoring_stages
 from pipelines.data_pruning.samples import load_shard
 from tests.pipelines.data_pruning import reference_rules
 
@@ -55,6 +58,10 @@ def test_keep_mask_of_every_metric_is_the_reference_rule(run_copy, metric):
     run = open_run(run_copy)
     cfg = run.config.model_copy(update={"metric": metric, "rate": 0.6, "eps": 0.01,
                                         "el2n_steps": 20, "el2n_models": 2})  # fmt: skip
-    ensure_scores(run.run, cfg)
+    executor = make_executor(cfg.executor, cfg.workers, cfg.scheduler)
+    try:  # the scores the metric reads, in the run as it is (embeddings and clusters reused)
+        run_stages(scoring_stages(cfg), Context(run.run, cfg), executor)
+    finally:
+        executor.close()
     expected = reference_rules.decide(whole(run.run, run.units, cfg), cfg)
     np.testing.assert_array_equal(keep_mask(run.run, run.units, cfg), expected.keep)
