@@ -42,11 +42,11 @@ from curation.storage import Folder
 from metrics.topk import hash_rank
 from pipelines.data_pruning import duplicates, schema
 from pipelines.data_pruning.config import PruneConfig
-from pipelines.data_pruning.criteria import CRITERIA, loaders
+from pipelines.data_pruning.criteria import loaders, ranked
 from pipelines.data_pruning.samples import ShardSamples
 
 REPO = Path(__file__).resolve().parents[1]
-METRICS = list(CRITERIA)
+METRICS = ranked()  # the criteria that rank embedded samples
 STAGES = ("select_stats", "select_repeats", "select_plan", "select")
 STREAMED = ("select_repeats", "select_plan")
 PER_SHARD = 10_000

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from curation import progress
 from curation.stage import Context, Stage, run_unit
 from curation.storage import Folder
 from tests.builders import TINY_CLIP, write_shards
-from tests.runs import REPO, cli_prune_args
+from tests.runs import cli_prune_args, curate
 
 
 def _slow(ctx: Context, unit: str) -> dict:
@@ -41,17 +39,16 @@ def test_stage_progress_estimates_from_partial_units(tmp_path):
     assert "work: start, 4 units" in (tmp_path / "run.log").read_text()
 
 
-def test_a_long_shard_shows_samples_before_it_is_done(tmp_path):
+def test_a_long_shard_shows_samples_before_it_is_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(progress, "REPORT_INTERVAL_S", 0.05)  # lines as often as the test needs
+    monkeypatch.setattr(progress, "POLL_INTERVAL_S", 0.05)
+    monkeypatch.setattr(progress, "LOG_INTERVAL_S", 0.1)
     model = tmp_path / "tiny.json"
     model.write_text(json.dumps(TINY_CLIP))
     shards = write_shards(tmp_path / "in", shards=1, per_shard=120)
-    result = subprocess.run(
-        [sys.executable, "-m", "curation", *cli_prune_args(shards, tmp_path / "out", str(model),
-                                                           "--batch-size", "1")],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    embed = [line for line in result.stderr.splitlines() if line.startswith("[embed] 0/1")]
+    args = cli_prune_args(shards, tmp_path / "out", str(model), "--batch-size", "1")
+    printed = curate(*args).splitlines()
+    embed = [line for line in printed if line.startswith("[embed] 0/1")]
     assert any(" 0 samples" not in line and "ETA ?" not in line for line in embed), embed
     log = (tmp_path / "out" / "_run" / "run.log").read_text()
     for stage in ("embed", "cluster", "assign", "select", "reshard", "summary"):

@@ -44,5 +44,5 @@ def test_the_union_holds_each_stage_once_with_its_kind():
     assert {"group", "dedup", "dedup_cluster", "dedup_assign", "dbp_cluster", "dbp_assign",
             "el2n_train", "el2n"} <= set(names)  # fmt: skip
     barriers = {s.name for s in union if is_barrier(s)}
-    assert barriers == {"cluster", "dedup_cluster", "el2n_train", "dbp_cluster",
+    assert barriers == {"cluster", "dedup_cluster", "el2n_train", "el2n_network", "dbp_cluster",
                         "select_plan", "summary"}  # fmt: skip
