@@ -1,0 +1,19 @@
+"""`curate model prune` on Airflow: level_0, each pruning level (a task per unit: the main
+network and, with `controls`, its two controls), the summary; a task retried alone.
+
+Trigger it with the request as the run's configuration, by the names of `curate model prune`'s
+options, e.g. `{"model": "pipelines.cifar_resnet:resnet20", "train": ["/data/train/*.tar"],
+"eval": ["/data/test/*.tar"], "output": "/runs/r20-imp", "schedule": "imp", "sparsity": 0.9}`.
+The DAG lays out levels 1 to MAX_LEVELS; a run skips the levels its config does not reach, and
+a config of more levels is refused at its first task. See docs/deploy.md.
+"""
+
+from curation.airflow_dag import model_params, pipeline_dag
+from pipelines.model_pruning.config import PruneConfig
+from pipelines.model_pruning.tasks import prune_tasks
+
+MAX_LEVELS = 20  # imp at its default rate (0.2) reaches sparsity 0.98 in 18 levels
+
+curate_model_prune = pipeline_dag(
+    "curate_model_prune", prune_tasks(MAX_LEVELS), model_params(PruneConfig), __doc__
+)
