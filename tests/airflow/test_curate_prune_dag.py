@@ -66,7 +66,8 @@ def test_a_dag_run_gives_the_bytes_of_curate_prune_and_retries_a_dying_unit(
     skipped = {task for task, (state, _) in found.items() if state == "skipped"}
     mapped = ("emb_parts", "emb_index", "keep_list", "el2n", "dedup_assign", "group", "dedup",
               "dbp_assign")  # fmt: skip
-    assert {t for t, _ in skipped} == {"el2n_train", "dedup_cluster", "dbp_cluster", *(
+    barriers = ("el2n_train", "el2n_network", "dedup_cluster", "dbp_cluster")
+    assert {t for t, _ in skipped} == {*barriers, *(
         f"{s}.{step}" for s in mapped for step in ("units", "unit", "finish"))}  # fmt: skip
     assert {("reshard.unit", u) for u in ("00000", "00001", "00002")} <= ran
     assert output_files(tmp_path / "dag") == output_files(tmp_path / "cli")
