@@ -124,13 +124,7 @@ def _dense_stage() -> Stage:
 
 
 def prune_stages(config) -> list[Stage]:
-    return _prune_stages(level_count(config))
-
-
-def every_prune_stage(max_levels: int) -> list[Stage]:
-    """The stages of every prune config of at most `max_levels` levels, in order: what a
-    scheduler that lays out a run before it sees the config (an Airflow DAG) holds."""
-    return _prune_stages(max_levels)
+    return every_prune_stage(level_count(config))
 
 
 def is_barrier(stage: Stage) -> bool:
@@ -138,7 +132,10 @@ def is_barrier(stage: Stage) -> bool:
     return stage.units in (main_unit, barrier_unit)
 
 
-def _prune_stages(levels: int) -> list[Stage]:
+def every_prune_stage(levels: int) -> list[Stage]:
+    """The stages of a prune run of `levels` levels; with a maximum, those of every config of
+    at most that many, in order: what a scheduler that lays out a run before it sees the
+    config (an Airflow DAG) holds."""
     pruned = [
         Stage(schema.level_name(level), level_units,
               Lazy(f"{MODULE}.levels:prune_level", {"level": level}),
