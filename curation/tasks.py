@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 from curation import progress, rundir
 from curation.driver import finish_stage, prepare_stage, run_one
-from curation.errors import NoResultError
+from curation.errors import CurateError, NoResultError
 from curation.executors import Executor
 from curation.lease import TaskLease
 from curation.stage import Context, Stage
+from curation.storage import Folder
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,15 @@ class TaskSteps(ABC):
             stage = run.stage(name)
             run.run_units(stage, _prepare(run, stage))
             _finish(run, stage)
+
+
+def check_recorded(run: Folder, record: dict, digests: dict[str, str]) -> None:
+    """The stages a task rebuilt from the run's record are the ones `start` recorded."""
+    if [list(pair) for pair in digests.items()] != record["stages"]:
+        raise CurateError(
+            f"run directory {run.url} records other stages than this run's config gives: "
+            "another run wrote it since this one started"
+        )
 
 
 def _prepare(run: TaskRun, stage: Stage) -> list[str]:

@@ -14,12 +14,11 @@ import functools
 
 from curation import rundir
 from curation.driver import stage_digests
-from curation.errors import CurateError
 from curation.executors import task_executor
 from curation.lease import TaskLease
 from curation.stage import Context
 from curation.storage import Folder, storage_options
-from curation.tasks import StageSlot, TaskRun, TaskSteps
+from curation.tasks import StageSlot, TaskRun, TaskSteps, check_recorded
 from pipelines.data_pruning.config import PruneConfig, prune_config
 from pipelines.data_pruning.pipeline import every_stage, is_barrier, stages
 from pipelines.data_pruning.runner import (
@@ -81,11 +80,7 @@ class PruneTasks(TaskSteps):
         config = PruneConfig(**{**record["config"], "storage_options": options})
         pipeline = stages(config)
         digests = stage_digests(pipeline, config)
-        if [list(pair) for pair in digests.items()] != record["stages"]:
-            raise CurateError(
-                f"run directory {run.url} records other stages than this run's config gives: "
-                "another run wrote it since this one started"
-            )
+        check_recorded(run, record, digests)
         lease = TaskLease(Folder(config.output, options), claim["token"], claim["holder"])
         executor = functools.partial(
             task_executor, config.executor, config.workers, config.scheduler

@@ -124,15 +124,27 @@ def _dense_stage() -> Stage:
 
 
 def prune_stages(config) -> list[Stage]:
-    levels = [
+    return every_prune_stage(level_count(config))
+
+
+def is_barrier(stage: Stage) -> bool:
+    """A stage of one unit whatever the config: a scheduler runs it as a single task."""
+    return stage.units in (main_unit, barrier_unit)
+
+
+def every_prune_stage(levels: int) -> list[Stage]:
+    """The stages of a prune run of `levels` levels; with a maximum, those of every config of
+    at most that many, in order: what a scheduler that lays out a run before it sees the
+    config (an Airflow DAG) holds."""
+    pruned = [
         Stage(schema.level_name(level), level_units,
               Lazy(f"{MODULE}.levels:prune_level", {"level": level}),
               Lazy(f"{MODULE}.pipeline:level_params", {"level": level}), setup=SETUP)
-        for level in range(1, level_count(config) + 1)
+        for level in range(1, levels + 1)
     ]  # fmt: skip
     summary = Stage("summary", barrier_unit, Lazy(f"{MODULE}.summary:write_prune_summary"),
                     summary_params, clean=Lazy(f"{MODULE}.summary:clean_summary"))  # fmt: skip
-    return [_dense_stage(), *levels, summary]
+    return [_dense_stage(), *pruned, summary]
 
 
 def sweep_stages(config) -> list[Stage]:

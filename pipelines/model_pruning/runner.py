@@ -1,6 +1,10 @@
 """`curate model prune` and `curate model sweep`: check everything that can be checked before
 writing (the data has labels, the checkpoint fits the network, the network has prunable layers,
-the method can reach the sparsity), claim the output folder, record the config, run the stages.
+the method can reach the sparsity, the Dask scheduler answers), claim the output folder, take
+its lease, record the config, run the stages.
+
+A run is a few steps (`check_request`, `begin`, the stages) that the tasks of a scheduled run
+(`pipelines.model_pruning.tasks`, the Airflow DAGs) call one by one.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from curation import rundir
 from curation.driver import run_stages, stage_digests
 from curation.errors import CurateError
 from curation.executors import make_executor
-from curation.stage import Context
+from curation.lease import LEASE_NAME, Lease
+from curation.stage import Context, Stage
 from curation.storage import Folder
 from pipelines.model_pruning import schema
 from pipelines.model_pruning.config import (
@@ -75,7 +80,8 @@ def claim_output(config: ModelSettings, pipeline: str) -> None:
     anything else is refused: the run never deletes or overwrites what it did not write."""
     for option, folder in (("--output", Folder(config.output)),
                            ("--run-dir", Folder(config.run_dir))):  # fmt: skip
-        entries = [e for e in folder.listdir() if e != "_run" or option == "--run-dir"]
+        entries = [e for e in folder.listdir()
+                   if e != LEASE_NAME and (e != "_run" or option == "--run-dir")]  # fmt: skip
         if entries and not _holds_run(folder, pipeline, config.run_dir):
             raise CurateError(
                 f"{option} {folder.url} is not empty ({len(entries)} entries) and holds no "
@@ -83,31 +89,51 @@ def claim_output(config: ModelSettings, pipeline: str) -> None:
             )
 
 
-def _run(config: ModelSettings, pipeline: str, stages, arms) -> dict:
+def check_request(config: ModelSettings, pipeline: str, arms: list[tuple[str, float]]) -> None:
+    """Everything about the request that can be wrong, checked before any folder is created."""
     preflight(config, arms)
     claim_output(config, pipeline)
-    out, run = Folder(config.output), Folder(config.run_dir)
-    out.makedirs()
-    out.write_json({"run_dir": config.run_dir}, rundir.MARKER)
-    rundir.write_config(run, pipeline, config.model_dump(), stage_digests(stages, config),
-                        versions())  # fmt: skip
+
+
+def begin(config: ModelSettings, pipeline: str, stages: list[Stage]) -> None:
+    """With the lease held: the output marked as this run's and the run recorded."""
+    Folder(config.output).write_json({"run_dir": config.run_dir}, rundir.MARKER)
+    rundir.write_config(Folder(config.run_dir), pipeline, config.model_dump(),
+                        stage_digests(stages, config), versions())  # fmt: skip
+
+
+def _run(config: ModelSettings, pipeline: str, stages: list[Stage], arms) -> dict:
+    check_request(config, pipeline, arms)
     executor = make_executor(config.executor, config.workers, config.scheduler)
+    out = Folder(config.output)
     try:
-        run_stages(stages, Context(run, config), executor)
+        out.makedirs()
+        with Lease(out) as lease:
+            begin(config, pipeline, stages)
+            run_stages(stages, Context(Folder(config.run_dir), config), executor, lease.check)
     finally:
         executor.close()
     return out.read_json(schema.SUMMARY)
 
 
+def prune_arms(config: PruneConfig) -> list[tuple[str, float]]:
+    """The (method, final sparsity) a prune run reaches: what the preflight tries."""
+    return [(config.method, config.sparsity)]
+
+
+def sweep_arms(config: SweepConfig) -> list[tuple[str, float]]:
+    """Each method at the sweep's largest sparsity: the hardest target of each."""
+    return [(method, max(config.sparsities)) for method in config.methods]
+
+
 def prune(config: PruneConfig) -> dict:
     """Run (or resume) `curate model prune`; returns summary.json."""
-    return _run(config, PRUNE, prune_stages(config), [(config.method, config.sparsity)])
+    return _run(config, PRUNE, prune_stages(config), prune_arms(config))
 
 
 def sweep(config: SweepConfig) -> dict:
     """Run (or resume) `curate model sweep`; returns summary.json."""
-    arms = [(method, max(config.sparsities)) for method in config.methods]
-    return _run(config, SWEEP, sweep_stages(config), arms)
+    return _run(config, SWEEP, sweep_stages(config), sweep_arms(config))
 
 
 def structured_preflight(config: StructuredConfig) -> None:

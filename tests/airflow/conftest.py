@@ -1,6 +1,7 @@
 """Airflow reads AIRFLOW_HOME and its configuration when first imported, so they are set here,
 at collection, before any test imports it: one SQLite database per session under an absolute
-temporary path, the DAGs of this checkout, no examples, retries without delay. Each test module
+temporary path, the DAGs of this checkout, no examples, retries without delay, a model-pruning
+DAG of 3 levels (dag.test spends about a second on each skipped task group). Each test module
 skips when the airflow extra is not installed (`make test` installs it)."""
 
 import os
@@ -14,6 +15,7 @@ os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "airflow_dags")
 os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "0"
+os.environ["AIRFLOW__CURATE__MAX_LEVELS"] = "3"
 
 
 @pytest.fixture(scope="session")

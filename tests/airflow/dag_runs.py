@@ -1,4 +1,4 @@
-"""Running the curate_prune DAG in tests: its request, and what each task instance did."""
+"""Running the curate DAGs in tests: a request, and what each task instance did."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ def fail_first_try(monkeypatch, target: str, unit: str) -> list[str]:
     calls: list[str] = []
 
     @functools.wraps(original)
-    def dying(ctx, called_unit):
+    def dying(ctx, called_unit, **arguments):
         calls.append(called_unit)
-        result = original(ctx, called_unit)
+        result = original(ctx, called_unit, **arguments)
         if called_unit == unit and calls.count(unit) == 1:
             raise RuntimeError(f"unit {unit} dies on its first try")
         return result

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from curation.errors import CurateError
+from curation.lease import LEASE_NAME, Lease
 from curation.storage import Folder
 from pipelines.model_pruning import levels, schema
 from pipelines.model_pruning.config import PruneConfig, model_config
@@ -215,6 +217,19 @@ def test_a_folder_that_holds_something_else_is_refused(data, tmp_path):
     (out / "precious.txt").write_text("mine")
     _refused(cli(*cli_args(data, out)), "is not empty (1 entries) and holds no curate")
     assert [p.name for p in out.iterdir()] == ["precious.txt"]
+
+
+def test_a_folder_held_by_a_live_run_is_refused_and_one_it_left_is_taken(data, tmp_path):
+    out = tmp_path / "out"
+    with Lease(Folder(str(out)), settle=0.05) as held:
+        with pytest.raises(CurateError, match="is being written by another curate run"):
+            run_prune(data, out)
+        assert Folder(str(out)).read_json(LEASE_NAME)["token"] == held.token
+        assert sorted(p.name for p in out.iterdir()) == [LEASE_NAME]
+        left = {**json.loads((out / LEASE_NAME).read_text()), "heartbeat": 0.0}
+    (out / LEASE_NAME).write_text(json.dumps(left))  # a killed run's: stale, taken over
+    run_prune(data, out)
+    assert (out / "model.pt").is_file() and not (out / LEASE_NAME).exists()
 
 
 def test_rerun_resumes_and_another_pipeline_s_folder_is_refused(data, tmp_path):
