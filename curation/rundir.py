@@ -15,6 +15,8 @@ What each stage writes besides is its pipeline's business (its own schema module
 
 from __future__ import annotations
 
+import platform
+from importlib import metadata
 from typing import Any
 
 from curation.errors import CurateError
@@ -22,6 +24,17 @@ from curation.storage import Folder, check_access
 
 CONFIG = "config.json"
 MARKER = ".curate-run.json"  # in an output folder: names the run directory that writes it
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Python's version and each installed package's of `names`, for config.json."""
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 def write_config(run: Folder, pipeline: str, config: dict, stages: dict[str, str],

@@ -22,12 +22,12 @@ from curation import progress
 from curation.stage import Context, Phases
 from metrics.clip_score import clip_score
 from pipelines.data_pruning import schema
-from pipelines.data_pruning.rows import Row, content_tables, row_stats, sample_row
+from pipelines.data_pruning.rows import Row, content_tables, row_stats, sample_row, shard_content
 from pipelines.data_pruning.workers import embedder_of
 from pipelines.embedders import Embedder
 from shards.extensions import IMAGE_EXTENSIONS
 from shards.members import display_name
-from shards.paths import check_unchanged, open_shard, shard_size
+from shards.paths import open_shard, shard_size
 from shards.tario import Sample, ShardFormatError, iter_samples
 
 DECODE_THREADS = 2  # on the CPU, beside the model's threads; on a GPU, the worker's threads
@@ -93,17 +93,13 @@ def embed_shard(ctx: Context, unit: str) -> dict:
     """The shard's content, embedded now unless this run already holds it (the same URL with
     the same fingerprint), then linked as input shard `unit`. The phases' seconds are those of
     this unit's work: none when the content was already there."""
-    cfg = ctx.config
-    index = int(unit)
-    url, fingerprint = cfg.shards[index], cfg.fingerprints[index]
-    content = schema.content_id(url, fingerprint)
+    url, content, new = shard_content(ctx, unit)
     phases = Phases()
-    if not schema.has_content(ctx.run, content):
-        check_unchanged(url, fingerprint, cfg.storage_options)
-        rows, embeddings, stats = _embed(cfg, url, phases, decode_threads(ctx))
+    if new:
+        rows, embeddings, stats = _embed(ctx.config, url, phases, decode_threads(ctx))
         with phases("write"):
             schema.write_content(ctx.run, content, rows, embeddings, stats)
-    return {**schema.link_content(ctx.run, unit, index, content), **phases.stats()}
+    return {**schema.link_content(ctx.run, unit, int(unit), content), **phases.stats()}
 
 
 _END = object()

@@ -34,8 +34,8 @@ from curation.errors import CurateError
 from curation.stage import Context
 from curation.storage import Folder, filesystem
 from pipelines.data_pruning import schema
-from pipelines.data_pruning.rows import content_tables, row_stats, sample_row
-from shards.paths import check_unchanged, is_url, open_shard
+from pipelines.data_pruning.rows import content_tables, row_stats, sample_row, shard_content
+from shards.paths import is_url, open_shard
 from shards.tario import Sample, ShardFormatError, iter_samples
 
 CLIP_RETRIEVAL, DATACOMP = "clip-retrieval", "datacomp"
@@ -320,11 +320,8 @@ def _clip_retrieval_vectors(ctx: Context, samples: list[Sample]) -> tuple[list, 
 def embed_precomputed(ctx: Context, unit: str) -> dict:
     """The embed stage's outputs for one shard, its vectors read instead of computed."""
     cfg = ctx.config
-    index = int(unit)
-    url, fingerprint = cfg.shards[index], cfg.fingerprints[index]
-    content = schema.content_id(url, fingerprint)
-    if not schema.has_content(ctx.run, content):
-        check_unchanged(url, fingerprint, cfg.storage_options)
+    url, content, new = shard_content(ctx, unit)
+    if new:
         samples, shard_error = _samples(url, cfg.storage_options)
         rows = [sample_row(s, cfg) for s in samples]
         kind = layout(cfg.embeddings, cfg.storage_options).kind
@@ -342,7 +339,7 @@ def embed_precomputed(ctx: Context, unit: str) -> dict:
         progress.advance(len(rows), 1.0)
         schema.write_content(ctx.run, content, *content_tables(rows, vectors),
                              row_stats(rows, shard_error))  # fmt: skip
-    return schema.link_content(ctx.run, unit, index, content)
+    return schema.link_content(ctx.run, unit, int(unit), content)
 
 
 # Export

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from pipelines.data_pruning import schema
 from shards.labels import LabelError, sample_label
+from shards.paths import check_unchanged
 from shards.tario import Sample
 
 UID = re.compile(r"[0-9a-fA-F]{32}")  # DataComp's 128-bit uid in hex
@@ -94,3 +95,16 @@ def row_stats(rows: list[Row], shard_error: str | None) -> dict:
     if shard_error:
         stats["shard_error"] = shard_error
     return stats
+
+
+def shard_content(ctx, unit: str) -> tuple[str, str, bool]:
+    """Input shard `unit`'s URL, the name of its content (its URL and fingerprint), and whether
+    this run must write that content (it holds none by that name); a shard to be read that
+    changed since the run started is an error here, before it is read."""
+    cfg = ctx.config
+    url, fingerprint = cfg.shards[int(unit)], cfg.fingerprints[int(unit)]
+    content = schema.content_id(url, fingerprint)
+    new = not schema.has_content(ctx.run, content)
+    if new:
+        check_unchanged(url, fingerprint, cfg.storage_options)
+    return url, content, new

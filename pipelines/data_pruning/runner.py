@@ -11,9 +11,7 @@ scheduled run (`pipelines.data_pruning.tasks`, the Airflow DAG) call one by one.
 
 from __future__ import annotations
 
-import platform
 import re
-from importlib import metadata
 
 from curation import rundir
 from curation.driver import run_stages, stage_digests
@@ -33,13 +31,7 @@ VERSIONED = ("curate", "torch", "open_clip_torch", "timm", "faiss-cpu", "faiss-g
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return rundir.package_versions(VERSIONED)
 
 
 def check_locations(config) -> None:

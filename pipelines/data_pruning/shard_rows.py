@@ -9,8 +9,8 @@ import numpy as np
 from curation import progress
 from curation.stage import Context
 from pipelines.data_pruning import schema
-from pipelines.data_pruning.rows import Row, content_tables, row_stats, sample_row
-from shards.paths import check_unchanged, open_shard
+from pipelines.data_pruning.rows import Row, content_tables, row_stats, sample_row, shard_content
+from shards.paths import open_shard
 from shards.tario import Sample, ShardFormatError, iter_samples
 
 
@@ -39,17 +39,13 @@ def _rows(url: str, config) -> tuple[list[Row], str | None]:
 
 def read_shard(ctx: Context, unit: str) -> dict:
     """The shard's sample table, its embeddings of width 0."""
-    cfg = ctx.config
-    index = int(unit)
-    url, fingerprint = cfg.shards[index], cfg.fingerprints[index]
-    content = schema.content_id(url, fingerprint)
-    if not schema.has_content(ctx.run, content):
-        check_unchanged(url, fingerprint, cfg.storage_options)
-        rows, shard_error = _rows(url, cfg)
+    url, content, new = shard_content(ctx, unit)
+    if new:
+        rows, shard_error = _rows(url, ctx.config)
         progress.advance(len(rows), 1.0)
         schema.write_content(ctx.run, content, *content_tables(rows, [None] * len(rows)),
                              row_stats(rows, shard_error))  # fmt: skip
-    return schema.link_content(ctx.run, unit, index, content)
+    return schema.link_content(ctx.run, unit, int(unit), content)
 
 
 def one_cluster(ctx: Context, unit: str) -> dict:

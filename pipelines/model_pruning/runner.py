@@ -9,9 +9,6 @@ A run is a few steps (`check_request`, `begin`, the stages) that the tasks of a 
 
 from __future__ import annotations
 
-import platform
-from importlib import metadata
-
 from curation import rundir
 from curation.driver import run_stages, stage_digests
 from curation.errors import CurateError
@@ -42,13 +39,7 @@ VERSIONED = ("curate", "torch", "torchvision", "timm", "numpy")
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return rundir.package_versions(VERSIONED)
 
 
 def preflight(config: ModelSettings, arms: list[tuple[str, float]]) -> None:
