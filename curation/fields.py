@@ -75,6 +75,7 @@ Natural = _bounded(int, non_negative, minimum=0)
 Positive = _bounded(float, positive, exclusiveMinimum=0)
 Fraction = _bounded(float, fraction, minimum=0, exclusiveMaximum=1)
 OpenFraction = _bounded(float, open_fraction, exclusiveMinimum=0, exclusiveMaximum=1)
+KD_MODES = {"off": (False,), "on": (True,), "both": (False, True)}  # --kd: which arms distil
 FloatList = Annotated[list[float], BeforeValidator(numbers)]
 NameList = Annotated[list[str], BeforeValidator(comma_separated)]
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from curation.errors import CurateError
 from curation.fields import (
     CLI,
+    KD_MODES,
     Count,
     FloatList,
     Fraction,
@@ -276,7 +277,7 @@ class SweepConfig(ModelSettings):
 
     @property
     def kd_modes(self) -> tuple[bool, ...]:
-        return {"off": (False,), "on": (True,), "both": (False, True)}[self.kd]
+        return KD_MODES[self.kd]
 
     @property
     def teacher_trained(self) -> bool:
@@ -385,7 +386,7 @@ class StructuredConfig(ModelSettings):
 
     @property
     def kd_modes(self) -> tuple[bool, ...]:
-        return {"off": (False,), "on": (True,), "both": (False, True)}[self.kd]
+        return KD_MODES[self.kd]
 
     @property
     def teacher_trained(self) -> bool:

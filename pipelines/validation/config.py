@@ -16,7 +16,16 @@ from pydantic import (
     model_validator,
 )
 
-from curation.fields import CLI, Count, FloatList, NameList, Natural, Positive, comma_separated
+from curation.fields import (
+    CLI,
+    KD_MODES,
+    Count,
+    FloatList,
+    NameList,
+    Natural,
+    Positive,
+    comma_separated,
+)
 from metrics.kd import kd_alpha
 from pipelines.data_pruning import criteria
 from pipelines.data_pruning.criteria import ranked
@@ -190,7 +199,7 @@ class SweepPlan(BaseModel):
 
     @property
     def kd_modes(self) -> tuple[bool, ...]:
-        return {"off": (False,), "on": (True,), "both": (False, True)}[self.kd]
+        return KD_MODES[self.kd]
 
 
 def _values(value: Any) -> Any:
