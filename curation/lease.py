@@ -143,6 +143,13 @@ class Lease:
             self._remove_if_token(record["token"])
         raise CurateError(f"could not take the lease {self.url}: other runs keep replacing it")
 
+    def check_free(self) -> None:
+        """Raise now, naming the live owner, when another run holds the folder: a request
+        refused for that needs no slower check first (the lease is taken later)."""
+        record = self._read()
+        if record is not None and self._stale(record) is None:
+            raise CurateError(self._busy(record))
+
     def check(self) -> None:
         """Raise once the lease is lost, so a run stops before writing over another's."""
         if self.lost is not None:

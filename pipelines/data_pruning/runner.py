@@ -114,8 +114,9 @@ def check_request(config, overwrite: bool) -> list[str]:
     """Everything about the request that can be wrong, checked before anything is created;
     returns the files of a previous run that `--overwrite` replaces."""
     check_locations(config)
-    preflight(config)
     out, run = folders(config)
+    Lease(out).check_free()
+    preflight(config)
     replaced = previous_run(out, config, overwrite)
     check_run_dir(run)
     return replaced
