@@ -4,7 +4,9 @@ temporary path, the DAGs of this checkout, no examples, retries without delay, a
 DAG of 3 levels (dag.test spends about a second on each skipped task group). Each test module
 skips when the airflow extra is not installed (`make test` installs it)."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from tests.runs import REPO
 
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
+atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)  # nothing left
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "airflow_dags")
 os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "0"
