@@ -108,7 +108,7 @@ def gather(run: FinishedRun) -> ReportContent:
         counts=run.counts(),
         summary=summary,
         clusters=cluster_table(decisions, summary, run.config.metric),
-        clustering=_json_or_none(run.run, "cluster", "clustering.json"),
+        clustering=schema.read_clustering_record(run.run),
         validation=_json_or_none(run.run, "validate", "results.json"),
         sweep=_json_or_none(run.run, "sweep", "sweep.json"),
         curve_png=curve,
