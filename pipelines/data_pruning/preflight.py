@@ -14,6 +14,7 @@ from pipelines.data_pruning.criteria import CRITERIA
 from pipelines.data_pruning.keeplist import read_keep_list
 from pipelines.data_pruning.rows import sample_row
 from pipelines.data_pruning.workers import embedder_of
+from pipelines.embedders import TIMM_PREFIX
 from shards.labels import LabelError, sample_label
 from shards.paths import open_shard
 from shards.tario import ShardFormatError, iter_samples
@@ -107,8 +108,6 @@ def preflight(config) -> None:
     elif config.embeddings is not None:
         check_precomputed(config)
     else:
-        from pipelines.embedders import TIMM_PREFIX  # imports torch: only for a run that embeds
-
         if config.needs_captions and config.model.startswith(TIMM_PREFIX):
             raise CurateError(f"--filter {config.filter} needs an open_clip model (a text "
                               f"tower); {config.model} has none")  # fmt: skip
