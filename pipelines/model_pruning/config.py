@@ -234,7 +234,24 @@ class PruneConfig(ModelSettings):
         return {"nm": parse_nm(self.nm), "channels_last": self.nm_layout == "channels-last"}
 
 
-class SweepConfig(ModelSettings):
+class MemberArms:
+    """What a run of members (seeds x KD modes, the dense model as given) derives from its
+    `seed`, `seeds` and `kd` fields: sweep and structured alike."""
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
+
+    @property
+    def kd_modes(self) -> tuple[bool, ...]:
+        return KD_MODES[self.kd]
+
+    @property
+    def teacher_trained(self) -> bool:
+        return False
+
+
+class SweepConfig(MemberArms, ModelSettings):
     """Methods x sparsities x seeds (x KD), each member a unit of one stage."""
 
     schedule: Literal["one-shot", "gradual"] = Field(
@@ -272,18 +289,6 @@ class SweepConfig(ModelSettings):
         return self
 
     @property
-    def seed_list(self) -> list[int]:
-        return [self.seed + i for i in range(self.seeds)]
-
-    @property
-    def kd_modes(self) -> tuple[bool, ...]:
-        return KD_MODES[self.kd]
-
-    @property
-    def teacher_trained(self) -> bool:
-        return False
-
-    @property
     def nm_options(self) -> dict:
         return {}
 
@@ -316,7 +321,7 @@ def model_config(schema: type[ModelSettings], train: list[str] | str, eval: list
 IMPORTANCES = ("l1", "l2", "random", "bn_scale")  # channel importances (structured.py)
 
 
-class StructuredConfig(ModelSettings):
+class StructuredConfig(MemberArms, ModelSettings):
     """Channel pruning with real removal (torch-pruning): importances x targets x seeds
     (x KD), each member a unit; `--exclude` names the layers whose outputs are kept (default:
     the last Linear)."""
@@ -379,18 +384,6 @@ class StructuredConfig(ModelSettings):
     @property
     def amounts(self) -> list[float]:
         return sorted(set(self.ratios if self.ratios is not None else self.macs or [2.0]))
-
-    @property
-    def seed_list(self) -> list[int]:
-        return [self.seed + i for i in range(self.seeds)]
-
-    @property
-    def kd_modes(self) -> tuple[bool, ...]:
-        return KD_MODES[self.kd]
-
-    @property
-    def teacher_trained(self) -> bool:
-        return False
 
 
 class BenchConfig(BaseModel):
