@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
 from efficientnet_lite0 import convert  # noqa: E402
 
-from pipelines.data_pruning.config import PruneConfig  # noqa: E402
+from pipelines.data_pruning.config import prune_config  # noqa: E402
 from pipelines.data_pruning.criteria import options as criterion_options  # noqa: E402
 from pipelines.data_pruning.runner import prune  # noqa: E402
 from pipelines.validation.config import SweepOptions, SweepPlan, ValidationConfig  # noqa: E402
@@ -161,9 +161,9 @@ def main() -> int:
     weights = work / "efficientnet_lite0_timm.pth"
     if not weights.exists():
         convert(weights)
-    config = PruneConfig(shards=pool, output=str(work / "pruned"), run_dir=str(work / "run"),
-                         rate=0.5, model="timm:tf_efficientnet_lite0", pretrained=str(weights),
-                         clusters=len(CLASSES), batch_size=64, device=args.device)  # fmt: skip
+    config = prune_config(pool, str(work / "pruned"), str(work / "run"), rate=0.5,
+                          model="timm:tf_efficientnet_lite0", pretrained=str(weights),
+                          clusters=len(CLASSES), batch_size=64, device=args.device)  # fmt: skip
     prune(config)
     pruned = time.time()
     validation = ValidationConfig(
