@@ -1,6 +1,6 @@
 """Results run: CIFAR-10 pruned by random, prototypicality (keep hard and keep easy), EL2N from
-a network's own early training and CCS over those scores, at 50% and 90% pruned (and class
-balanced or not, when the registry has --per-class), each selection trained as a CIFAR
+a network's own early training and CCS over those scores, at 50% and 90% pruned, class
+balanced (`--per-class`) or not, each selection trained as a CIFAR
 ResNet (ResNet-8 by default, `--student`) on the images at matched steps, without and with KD
 from the pretrained ResNet-56,
 and tested on the official CIFAR-10 test set (`curate sweep --eval`).
@@ -35,7 +35,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 from efficientnet_lite0 import convert  # noqa: E402
 
 from pipelines.data_pruning.config import prune_config  # noqa: E402
-from pipelines.data_pruning.criteria import options as criterion_options  # noqa: E402
 from pipelines.data_pruning.runner import prune  # noqa: E402
 from pipelines.validation.config import SweepOptions, SweepPlan, ValidationConfig  # noqa: E402
 from pipelines.validation.results import sweep_markdown  # noqa: E402
@@ -46,7 +45,6 @@ TAR = Path("cifar10-jpg") / "cifar10_jpg_full.tar"
 TEACHERS = Path("resnet-cifar10")
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 PER_SHARD = 1000
-BALANCE_OPTION = "per_class"  # class-balanced selection, once the registry has it
 
 
 def arguments() -> argparse.Namespace:
@@ -66,11 +64,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--el2n-models", type=int, default=4)
     parser.add_argument("--el2n-epochs", type=int, default=6)
-    parser.add_argument(
-        "--balance",
-        default="false,true",
-        help=f"values of --{BALANCE_OPTION.replace('_', '-')} when it exists",
-    )
+    parser.add_argument("--balance", default="false,true", help="values of --per-class")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--workers",
@@ -136,14 +130,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def selection_options(args: argparse.Namespace) -> SweepOptions:
-    chosen = {"keep": "hard,easy", "el2n_source": "network", "el2n_models": args.el2n_models,
-              "el2n_epochs": args.el2n_epochs, "ccs_score": "el2n"}  # fmt: skip
-    if BALANCE_OPTION in criterion_options():
-        chosen[BALANCE_OPTION] = args.balance
-    else:
-        print(f"class-balanced selection (--{BALANCE_OPTION.replace('_', '-')}) is not in this "
-              "version's registry: every selection is unbalanced")  # fmt: skip
-    return SweepOptions(**chosen)
+    return SweepOptions(keep="hard,easy", el2n_source="network", el2n_models=args.el2n_models,
+                        el2n_epochs=args.el2n_epochs, ccs_score="el2n",
+                        per_class=args.balance)  # fmt: skip
 
 
 def main() -> int:

@@ -18,6 +18,9 @@ from pipelines.data_pruning import criteria
 from pipelines.data_pruning.criteria import keep_list
 
 DEFAULT_MODEL = "ViT-B-32"
+# Options that shape every criterion's selection besides the criterion's own: a sweep compares
+# their values as it compares the criteria's options.
+SELECTION_OPTIONS = ("per_class",)
 
 
 class PruneSettings(BaseModel):

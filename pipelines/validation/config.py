@@ -28,6 +28,7 @@ from curation.fields import (
 )
 from metrics.kd import kd_alpha
 from pipelines.data_pruning import criteria
+from pipelines.data_pruning.config import SELECTION_OPTIONS, PruneSettings
 from pipelines.data_pruning.criteria import ranked
 
 MIN_STEPS = 200  # a floor for small data sets, where a few epochs are only a few steps
@@ -219,11 +220,17 @@ def _listed(annotation: Any, field: Any) -> tuple[Any, Any]:
             Field(None, description=help_text))  # fmt: skip
 
 
+def _selection_options() -> dict[str, tuple[Any, Any]]:
+    """Every criterion option of the registry and the options every selection has."""
+    shared = {name: PruneSettings.model_fields[name] for name in SELECTION_OPTIONS}
+    return {**{n: (f.annotation, f) for n, f in shared.items()}, **criteria.options()}
+
+
 SweepOptions = create_model(
     "SweepOptions",
     __config__=ConfigDict(frozen=True, extra="forbid"),
-    **{name: _listed(a, f) for name, (a, f) in criteria.options().items()},
+    **{name: _listed(a, f) for name, (a, f) in _selection_options().items()},
 )
-SweepOptions.__doc__ = """Every criterion option of the registry, each taking one or more
-values: a sweep compares every combination of the values given, for each metric the option
-changes."""
+SweepOptions.__doc__ = """Every selection option (the criteria's and `--per-class`),
+each taking one or more values: a sweep compares every combination of the values given, for
+each metric the option changes."""

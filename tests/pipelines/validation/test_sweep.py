@@ -101,6 +101,26 @@ def test_every_criterion_option_takes_several_values(run_copy):
     assert "| prototypicality keep=easy | no |" in markdown
 
 
+def test_per_class_is_swept_like_a_criterion_option(run_copy):
+    """`--per-class false,true`: a class-balanced arm beside each unbalanced one, and the
+    balanced selection keeps each class's share of the kept total."""
+    plan = SweepPlan(rates=[0.5], metrics=["prototypicality", "random"], kd="off")
+    result = sweep(run_copy, FAST, plan, SweepOptions(per_class="false,true"))
+    labels = {r["label"]: r["selection"] for r in result["rows"]}
+    assert labels == {"full data": labels["full data"],
+                      "prototypicality per_class=False": "prototypicality@0.5",
+                      "prototypicality per_class=True": "prototypicality@0.5@per_class=True",
+                      "random per_class=False": "random@0.5",
+                      "random per_class=True": "random@0.5@per_class=True"}  # fmt: skip
+    samples = open_run(run_copy).samples()
+    pool = samples.label[samples.candidates]
+    kept = np.load(Path(run_copy) / "sweep" / "select" / "prototypicality@0.5@per_class=True.npy")
+    assert len(kept) == len(pool) // 2 and not samples.heldout[kept].any()
+    shares = np.bincount(samples.label[kept], minlength=pool.max() + 1)
+    target = np.bincount(pool) * len(kept) / len(pool)
+    assert np.abs(shares - target).max() < 1  # largest remainders: within one of each share
+
+
 def test_adding_a_rate_or_a_value_trains_only_the_new_units(run_copy, monkeypatch):
     plan = SweepPlan(rates=[0.5], metrics=["prototypicality", "random"], kd="on")
     sweep(run_copy, FAST, plan)
