@@ -146,9 +146,10 @@ def _as(rows: np.ndarray, dtype: torch.dtype) -> np.ndarray:
 
 
 def _dot64(x: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """Row-wise inner products in float64 (exact products of float16 or float32 values), each
-    row summed in the same order whatever the rows around it."""
-    return np.einsum("nd,nd->n", _as(x, torch.float64), mu)
+    """Row-wise inner products in float64 of float32 rows `x` (widened exactly by numpy, several
+    times faster than from float16), each row summed in the same order whatever the rows around
+    it."""
+    return np.einsum("nd,nd->n", x.astype(np.float64), mu)
 
 
 def _products(x: np.ndarray, centroids_t: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -196,14 +197,14 @@ def nearest_centroids(
     largest = float(np.linalg.norm(mu, axis=1).max())
     step = max(1, SCORES_AT_ONCE // len(centroids))
     cluster = np.empty(len(embeddings), dtype=np.int32)
+    similarity = np.empty(len(embeddings), dtype=np.float64)
     for start in range(0, len(embeddings), step):
         x = _as(embeddings[start : start + step], torch.float32)
-        cluster[start : start + len(x)] = _nearest_in_chunk(x, _products(x, on_device), mu,
-                                                            largest)  # fmt: skip
-    similarity = np.empty(len(embeddings), dtype=np.float64)
-    for start in range(0, len(embeddings), ROWS_AT_ONCE):
-        part = slice(start, start + ROWS_AT_ONCE)
-        similarity[part] = _dot64(embeddings[part], mu[cluster[part]])
+        nearest = _nearest_in_chunk(x, _products(x, on_device), mu, largest)
+        cluster[start : start + len(x)] = nearest
+        for at in range(0, len(x), ROWS_AT_ONCE):
+            rows = slice(at, at + ROWS_AT_ONCE)
+            similarity[start + at : start + at + len(x[rows])] = _dot64(x[rows], mu[nearest[rows]])
     return cluster, 1.0 - similarity
 
 
