@@ -26,10 +26,10 @@ from PIL import Image
 from torchvision.transforms import Compose, Normalize, ToTensor
 
 from curation.errors import CurateError
+from pipelines.model_names import TIMM_PREFIX
 
 HUB = ("huggingface.co", 443)  # where open_clip and timm download pretrained weights from
 HUB_TIMEOUT_S = 3.0
-TIMM_PREFIX = "timm:"
 RANDOM_WEIGHTS = "random"  # --pretrained random: seeded untrained weights, for smoke tests
 MAX_DECODE_PIXELS = 40_000_000  # about 160 MB as RGBA; web images above this are rare
 

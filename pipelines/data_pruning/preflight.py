@@ -14,7 +14,7 @@ from pipelines.data_pruning.criteria import CRITERIA
 from pipelines.data_pruning.keeplist import read_keep_list
 from pipelines.data_pruning.rows import sample_row
 from pipelines.data_pruning.workers import embedder_of
-from pipelines.embedders import TIMM_PREFIX
+from pipelines.model_names import TIMM_PREFIX
 from shards.labels import LabelError, sample_label
 from shards.paths import open_shard
 from shards.tario import ShardFormatError, iter_samples

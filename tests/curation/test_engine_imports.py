@@ -41,9 +41,12 @@ def test_only_the_cli_package_imports_the_pipelines():
 
 
 def test_declaring_every_pipeline_and_selecting_import_neither_torch_nor_faiss():
+    """Nor the checks made before a run (the runner and its preflight): a run that embeds
+    nothing (`--keep-list`, a refused request) never loads a model library for them."""
     code = """
 import sys
 import curation.cli
+import pipelines.data_pruning.runner
 from pipelines.data_pruning.config import PruneConfig
 from pipelines.data_pruning.criteria import ranked
 from pipelines.data_pruning.pipeline import stages
@@ -55,7 +58,8 @@ configs.append(PruneConfig(shards=["a.tar"], output="/tmp/out", keep_list="k.npy
                            pretrained="random"))
 for config in configs:
     assert [s.name for s in stages(config)][-3:] == ["select", "reshard", "summary"]
-heavy = sorted(m for m in ("torch", "faiss", "open_clip", "timm") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "torchvision", "faiss", "open_clip", "timm")
+               if m in sys.modules)
 print(",".join(heavy))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
