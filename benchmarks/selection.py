@@ -176,12 +176,17 @@ def build_streamed(path: Path, samples: int, metrics: list[str]) -> None:
 
 
 def config(run: str, shards: int, metric: str) -> PruneConfig:
-    """CCS stratifies EL2N scores, so that it reads the el2n files like the el2n metric."""
+    """CCS stratifies EL2N scores, so that it reads the el2n files like the el2n metric. The
+    weights are named, as in a worker's config read from the run: left unset, the config would
+    ask open_clip for the model's default weights, importing torch into the measurement."""
     return PruneConfig(
         shards=[f"/data/laion/{schema.unit_name(i)}.tar" for i in range(shards)],
         output=f"{run}/out", run_dir=run, rate=RATE, metric=metric, clusters=CLUSTERS,
-        ccs_score="el2n",
+        ccs_score="el2n", pretrained="openai",
     )  # fmt: skip
+
+
+MODEL_LIBRARIES = {"torch", "faiss", "open_clip", "timm"}  # what selection must never import
 
 
 def peak_rss_mib() -> float:
@@ -209,7 +214,8 @@ def measure_stage(run: str, shards: int, metric: str, stage: str) -> dict:
         declared.process(ctx, unit)
     seconds = time.perf_counter() - start
     return {"stage": stage, "units": len(units), "seconds": seconds, "peak_mib": peak_rss_mib(),
-            "imports_mib": imports}  # fmt: skip
+            "imports_mib": imports,
+            "model_libraries": sorted(MODEL_LIBRARIES & set(sys.modules))}  # fmt: skip
 
 
 def run_stage(run: Path, shards: int, metric: str, stage: str) -> dict:

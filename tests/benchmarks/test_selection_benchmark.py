@@ -44,3 +44,4 @@ def test_each_measurement_runs_in_its_own_process(tmp_path):
     result = run_stage(tmp_path, 1, "random", "select_stats")
     assert result["units"] == 1 and result["seconds"] > 0
     assert result["peak_mib"] >= result["imports_mib"] > 0
+    assert result["model_libraries"] == []  # selection measured without torch or faiss loaded
