@@ -2,17 +2,19 @@
 
 The output rule, whichever path writes it: for each kept sample in position order, each of its
 members in archive order, then two zero blocks and NUL padding to a multiple of 10240 bytes.
-A member the index finds safe to copy verbatim (`shards.tarindex`, its module docstring states
-the rule: regular, safe name, harmless mode, only `mtime`/`atime`/`ctime` and matching
-`path`/`size` pax records, NUL padding) goes out as its exact input bytes: its pax header if
-any, its ustar header, its data, its padding. Every other member is normalised: written as
-`shards.tario.TarWriter` writes it (`ustar_header(name, size)`, or `tarfile`'s pax header for a
-name or size ustar cannot hold; the data; NUL padding), so nothing else of it reaches the
-output (its mtime, owner, mode, pax records, padding bytes); directories never do. Shards the
-index declines (compressed, remote, irregular) are normalised whole. So: the same input gives
-the same bytes, and a unit killed and run again writes the same bytes again; a shard curate
-wrote comes out identical when all is kept; a shard webdataset wrote (a pax `mtime` header per
-member) kept whole comes out as its own member bytes followed by our end-of-archive blocks.
+A member the index finds safe to copy verbatim (`shards.tarindex`, whose docstring states the
+rule: a regular member with a safe name, number fields as `tarfile` writes them, no setuid
+bit, NUL padding, and no pax records but `mtime`/`atime`/`ctime` and a `path`/`size` equal to
+the ustar fields) goes out as its exact input bytes: its pax header if any, its ustar header,
+its data, its padding. Every other member is normalised: written as `shards.tario.TarWriter`
+writes it (`ustar_header(name, size)`, or `tarfile`'s pax header for a name or size ustar
+cannot hold; the data; NUL padding), so nothing else of it reaches the output (its mtime,
+owner, mode, pax records, padding bytes); directories never do. Shards the index declines
+(compressed; remote, a URL other than `file://`; irregular) are normalised whole. So the same
+input gives the same bytes, and a unit killed and run again writes the same bytes again; a
+shard curate wrote comes out identical when all is kept; a shard webdataset wrote (a pax
+`mtime` header per member) kept whole comes out as its own member bytes followed by our
+end-of-archive blocks.
 
 Two paths to those bytes:
 - A local plain tar is indexed (`shards.tarindex`), or its layout recorded at embed is trusted
@@ -51,6 +53,7 @@ _MAX_BUFFERS = min(os.sysconf("SC_IOV_MAX"), 1024)
 _WRITE_BATCH = 4 << 20  # bytes gathered before a write, when joining (no descriptor)
 _CHUNK = 8192  # kept members whose headers are built at once
 _RANGE_BATCH = 1 << 30  # bytes asked of one copy_file_range or sendfile call
+_FILE_URL = "file://"
 _NO_RANGE_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
 
 
@@ -94,7 +97,7 @@ def copy_kept(source: str, keep_positions: np.ndarray, out: BinaryIO,
 def record_layout(source: str) -> Layout | None:
     """The layout of a local plain tar in the common form, for `copy_kept` to trust later;
     None for any other shard (compressed, remote, declined by the index)."""
-    if is_url(source):
+    if _local_path(source) is None:
         return None
     with _opened(source, None) as opened:
         return index_shard(opened.mapped()) if isinstance(opened, _LocalTar) else None
@@ -122,11 +125,12 @@ class _LocalTar:
 def _opened(source: str, storage_options: dict | None) -> Iterator[BinaryIO | _LocalTar]:
     """A local plain tar as a `_LocalTar`, anything else as a stream. On error the locals of
     the frames it passed through are cleared, so no view keeps the map from closing."""
-    if is_url(source):
+    path = _local_path(source)
+    if path is None:
         with open_shard(source, storage_options) as stream:
             yield stream
         return
-    with open(source, "rb") as f:
+    with open(path, "rb") as f:
         if compression_of(f.read(MAGIC_BYTES)) is not None or os.fstat(f.fileno()).st_size == 0:
             f.seek(0)
             yield f
@@ -139,6 +143,14 @@ def _opened(source: str, storage_options: dict | None) -> Iterator[BinaryIO | _L
             raise
         finally:
             local.close()
+
+
+def _local_path(source: str) -> str | None:
+    """The path of a shard on this machine (a path, or a `file://` URL: both give the same
+    bytes); None for any other URL."""
+    if source.startswith(_FILE_URL):
+        return source[len(_FILE_URL) :]
+    return None if is_url(source) else source
 
 
 def _clear_frames(exc: BaseException) -> None:

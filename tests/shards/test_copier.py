@@ -396,6 +396,8 @@ def test_a_url_is_streamed_and_normalised_whole(tmp_path):
         _per_sample(source, [0, 3, 7]),
         "per-sample",
     )
+    assert _copied(f"file://{source}", [0, 3, 7]) == _copied(source, [0, 3, 7])  # local
+    assert _stored(record_layout(f"file://{source}")).samples == 12
 
 
 def _mapped(path: Path) -> bool:
