@@ -9,7 +9,8 @@ keep-half (a random half), the best of `--repeats` interleaved runs of:
   found beforehand (the floor: no header is read or written);
 - per-sample: the reader and `TarWriter` over a memory map, the path reshard took first;
 - copy_kept, recorded layout: `shards.copier.copy_kept` as reshard calls it, with the layout
-  embed recorded (`record_layout`, run beforehand and untimed, as embed runs it);
+  embed recorded (`record_layout` and an `.npz` written beforehand, untimed, as embed does),
+  read back from its file in the timed run as reshard reads it;
 - copy_kept, indexing: the same without a recorded layout (precomputed embeddings).
 Outputs go to fresh files on the same filesystem (removed, untimed, before each run); the
 inputs are in the page cache, as read back from disk (`settle`).
@@ -38,7 +39,7 @@ import webdataset as wds
 from PIL import Image
 
 from shards.copier import copy_kept, copy_samples, record_layout
-from shards.tarindex import index_shard
+from shards.tarindex import Layout, index_shard
 from shards.tario import RECORD, MemoryReader
 
 RECORDED = "**copy_kept, recorded layout**"
@@ -141,7 +142,19 @@ def per_sample(source: Path, keep: np.ndarray, out: Path) -> None:
     mapped.close()
 
 
-def new_path(source: Path, keep: np.ndarray, out: Path, layout=None) -> None:
+def store_layout(source: Path) -> Path:
+    """The shard's layout, recorded and stored as embed stores it (`Layout.arrays`)."""
+    path = source.with_suffix(".layout.npz")
+    np.savez(path, **record_layout(str(source)).arrays())
+    return path
+
+
+def new_path(source: Path, keep: np.ndarray, out: Path, layout_file: Path | None = None) -> None:
+    """`copy_kept`; with the layout read back from `layout_file`, as reshard reads it."""
+    layout = None
+    if layout_file is not None:
+        with np.load(layout_file) as arrays:
+            layout = Layout.from_arrays(arrays)
     with open(out, "wb") as dst:
         copy_kept(str(source), keep, dst, layout=layout)
 
@@ -191,7 +204,7 @@ def jobs(sets: dict, keeps: dict, outputs: list[Path]) -> dict[tuple, Callable[[
             shutil.copyfile(s, o) for s, o in pairs
         ]
         ranges = [sample_ranges(p) for p in paths]
-        layouts = [record_layout(str(p)) for p in paths]  # as embed records them
+        layouts = [store_layout(p) for p in paths]  # as embed records them
         for keep_name, keep in keeps.items():
             runs = list(zip(paths, keep, ranges, outputs, layouts, strict=True))
             result[kind, keep_name, "raw ranges"] = lambda runs=runs: [

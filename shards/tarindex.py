@@ -150,20 +150,35 @@ def _fields_ok(rows: np.ndarray) -> np.ndarray:
     """Whether each header's other number fields are in the form `tarfile` and GNU tar write
     (what every reader parses): mode, uid, gid 7 octal digits and NUL, mtime 11 and NUL, the
     device numbers so or all NUL; and the mode without a setuid, setgid or sticky bit."""
-    ok = (rows[:, 100:104] == ord("0")).all(axis=1)  # no mode bit from the sticky bit up
-    ok &= (rows[:, [107, 115, 123, 147]] == 0).all(axis=1)
-    for begin, end in ((100, 107), (108, 115), (116, 123), (136, 147)):
-        ok &= ((rows[:, begin:end] - np.uint8(ord("0"))) <= 7).all(axis=1)
-    for begin in (329, 337):
-        device = rows[:, begin : begin + 8]
-        digits = ((device[:, :7] - np.uint8(ord("0"))) <= 7).all(axis=1) & (device[:, 7] == 0)
-        ok &= digits | ~device.any(axis=1)
-    return ok
+    numbers = _outside(rows[:, 100:148], *_NUMBER_FIELDS)
+    devices = rows[:, 329:345]
+    return ~numbers & (~_outside(devices, *_DEVICE_FIELDS) | ~devices.any(axis=1))
+
+
+def _outside(fields: np.ndarray, low: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Whether any byte of each row is outside its position's range (compared as words)."""
+    return ((fields - low) > span).view(np.uint64).any(axis=1)
+
+
+def _ranges(pattern: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Per position of `pattern`, the lowest byte allowed and how many above it: `0` a zero
+    digit, `7` an octal digit, `.` a NUL."""
+    low = np.array([0 if c == ord(".") else ord("0") for c in pattern], dtype=np.uint8)
+    span = np.array([0 if c == ord(".") else c - ord("0") for c in pattern], dtype=np.uint8)
+    return low, span
+
+
+# mode (no bit from the sticky bit up), uid, gid, size (checked elsewhere), mtime; devices
+_NUMBER_FIELDS = _ranges(b"0000777." + b"7777777." * 2 + b"77777777777." * 2)
+_DEVICE_FIELDS = _ranges(b"7777777." * 2)
 
 
 def _plain_names(fields: np.ndarray) -> np.ndarray:
     """Whether each name field (of a pax header) is printable ASCII, not empty, neither
-    absolute nor with `..`: safe for a reader that takes the pax header for a file."""
+    absolute nor with `..`: safe for a reader that takes the pax header for a file. Writers
+    give every pax header one name (`tarfile`: `././@PaxHeader`): then it is looked at once."""
+    if len(fields) > 1 and (fields == fields[0]).all():
+        return np.repeat(_plain_names(fields[:1]), len(fields))
     nul = fields == 0
     length = np.where(nul.any(axis=1), nul.argmax(axis=1), _NAME)
     inside = np.arange(_NAME) < length[:, None]

@@ -13,10 +13,10 @@ from benchmarks.reshard import (
     raw_ranges,
     sample_ranges,
     settle,
+    store_layout,
     write_curate_shards,
     write_webdataset_shards,
 )
-from shards.copier import record_layout
 from shards.tarindex import index_shard
 from shards.tario import iter_samples
 
@@ -44,7 +44,7 @@ def test_the_shards_are_realistic_and_every_method_copies_the_same_samples(tmp_p
             outputs[name] = tmp_path / f"{name}.tar"
             method(shard, keep, outputs[name])
         recorded = tmp_path / "recorded.tar"
-        new_path(shard, keep, recorded, record_layout(str(shard)))
+        new_path(shard, keep, recorded, store_layout(shard))
         raw = tmp_path / "raw.tar"
         raw_ranges(shard, sample_ranges(shard), keep, raw)
         assert outputs["new"].read_bytes() == recorded.read_bytes() == raw.read_bytes()

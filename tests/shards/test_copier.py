@@ -245,6 +245,7 @@ _MTIME = pax(record("mtime", b"1700000000.25"))
         pax(record("mtime", b"1")) + header(b"001.jpg", 1) + b"b" + b"x" + bytes(510),
         member(b"001.jpg", b"b", extra={100: b"0004755\0"}),  # setuid
         member(b"001.jpg", b"b", extra={136: b"   1234567 "}),  # mtime not as tarfile writes
+        member(b"001.jpg", b"b", extra={329: b"12345678"}),  # a device number without its NUL
         member(b"././@PaxHeader", b"11 mtime=1\n", b"x", extra={0: b"../up\0"})
         + member(b"001.jpg", b"b"),  # a pax header named to escape, for readers without pax
     ],
