@@ -9,7 +9,7 @@ keep-half (a random half), the best of `--repeats` interleaved runs of:
   found beforehand (the floor: no header is read or written);
 - per-sample: the reader and `TarWriter` over a memory map, the path reshard took first;
 - copy_kept, recorded layout: `shards.copier.copy_kept` as reshard calls it, with the layout
-  embed recorded (`record_layout` and an `.npz` written beforehand, untimed, as embed does),
+  embed recorded (`record_layout` and an `.npy` written beforehand, untimed, as embed does),
   read back from its file in the timed run as reshard reads it;
 - copy_kept, indexing: the same without a recorded layout (precomputed embeddings).
 Outputs go to fresh files on the same filesystem (removed, untimed, before each run); the
@@ -143,9 +143,9 @@ def per_sample(source: Path, keep: np.ndarray, out: Path) -> None:
 
 
 def store_layout(source: Path) -> Path:
-    """The shard's layout, recorded and stored as embed stores it (`Layout.arrays`)."""
-    path = source.with_suffix(".layout.npz")
-    np.savez(path, **record_layout(str(source)).arrays())
+    """The shard's layout, recorded and stored as embed stores it (`Layout.records`)."""
+    path = source.with_suffix(".layout.npy")
+    np.save(path, record_layout(str(source)).records(), allow_pickle=False)
     return path
 
 
@@ -153,8 +153,7 @@ def new_path(source: Path, keep: np.ndarray, out: Path, layout_file: Path | None
     """`copy_kept`; with the layout read back from `layout_file`, as reshard reads it."""
     layout = None
     if layout_file is not None:
-        with np.load(layout_file) as arrays:
-            layout = Layout.from_arrays(arrays)
+        layout = Layout.from_records(np.load(layout_file, allow_pickle=False))
     with open(out, "wb") as dst:
         copy_kept(str(source), keep, dst, layout=layout)
 

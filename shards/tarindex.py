@@ -84,21 +84,27 @@ class Layout:
         """Offset just past each member's padded data."""
         return self.header + BLOCK + -(-self.size // BLOCK) * BLOCK
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The layout as named arrays, to be stored (`np.savez`); the name fields cut after
-        the longest name, since names are short."""
-        width = int((self.names != 0).any(axis=0).nonzero()[0].max(initial=-1)) + 1
-        arrays = {k: getattr(self, k) for k in ("start", "header", "size", "sample", "verbatim")}
-        return {**arrays, "checksum": self.checksum, "names": self.names[:, :width],
-                "samples": np.array(self.samples)}  # fmt: skip
+    def records(self) -> np.ndarray:
+        """The layout as one structured array, a row per member, to be stored (read back in
+        one step: `from_records`); the name fields cut after the longest name."""
+        width = int((self.names != 0).any(axis=0).nonzero()[0].max(initial=0)) + 1
+        numbers = [(name, "<i8") for name in _STORED]
+        records = np.empty(len(self.header), [*numbers, ("verbatim", "?"), ("names", "u1", width)])
+        for name in (*_STORED, "verbatim"):
+            records[name] = getattr(self, name)
+        records["names"] = self.names[:, :width]
+        return records
 
     @classmethod
-    def from_arrays(cls, arrays) -> Layout:
-        """The layout `arrays()` gave."""
-        names = np.zeros((len(arrays["header"]), _NAME), dtype=np.uint8)
-        names[:, : arrays["names"].shape[1]] = arrays["names"]
-        fields = ("start", "header", "size", "sample", "verbatim", "checksum")
-        return cls(**{k: arrays[k] for k in fields}, names=names, samples=int(arrays["samples"]))
+    def from_records(cls, records: np.ndarray) -> Layout:
+        """The layout `records()` gave."""
+        names = np.zeros((len(records), _NAME), dtype=np.uint8)
+        names[:, : records["names"].shape[1]] = records["names"]
+        fields = {name: np.ascontiguousarray(records[name]) for name in (*_STORED, "verbatim")}
+        return cls(**fields, names=names, samples=int(records["sample"][-1]) + 1)
+
+
+_STORED = ("start", "header", "size", "sample", "checksum")
 
 
 def _octal(fields: np.ndarray) -> np.ndarray | None:

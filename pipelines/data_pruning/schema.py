@@ -5,7 +5,7 @@ RUN/embed/content/<c>.*         a shard's float16 L2-normalised embeddings (.npy
                                 table without ids (.parquet) and stats (.json), named by the
                                 shard's URL and fingerprint, so a shard met again is not embedded
                                 again (added shards, a reordered list, a resumed run); for a
-                                local plain tar, where its members lie (.layout.npz), which
+                                local plain tar, where its members lie (.layout.npy), which
                                 reshard trusts instead of indexing the shard again
 RUN/embed/<unit>.parquet|.json  the sample table of input shard <unit>, with ids; which content
                                 holds its embeddings
@@ -204,9 +204,7 @@ def write_content(run: Folder, content: str, rows: pa.Table, embeddings: np.ndar
     save_array(run, embeddings, "embed", "content", f"{content}.npy")
     write_table(run, rows, "embed", "content", f"{content}.parquet")
     if layout is not None:
-        arrays = layout.arrays()
-        run.write_buffer(lambda buf: np.savez(buf, **arrays), "embed", "content",
-                         f"{content}.layout.npz")  # fmt: skip
+        save_array(run, layout.records(), "embed", "content", f"{content}.layout.npy")
     run.write_json(stats, "embed", "content", f"{content}.json")
 
 
@@ -216,10 +214,9 @@ def read_layout(run: Folder, unit: str) -> Layout | None:
     if not run.exists("embed", f"{unit}.json"):
         return None
     content = run.read_json("embed", f"{unit}.json")["content"]
-    if not run.exists("embed", "content", f"{content}.layout.npz"):
+    if not run.exists("embed", "content", f"{content}.layout.npy"):
         return None
-    with np.load(io.BytesIO(run.read_bytes("embed", "content", f"{content}.layout.npz"))) as npz:
-        return Layout.from_arrays(npz)
+    return Layout.from_records(load_array(run, "embed", "content", f"{content}.layout.npy"))
 
 
 def link_content(run: Folder, unit: str, index: int, content: str) -> dict:
