@@ -246,19 +246,22 @@ def _check_runs(local: _LocalTar, layout: Layout, members: np.ndarray) -> None:
         raise CurateError(
             f"shard {local.name} changed since it was embedded: it ends before its kept members"
         )
-    for member in firsts.tolist():
-        block = os.pread(local.fd, BLOCK, int(layout.header[member]))
-        name = bytes(layout.names[member]).rstrip(b"\0")
+    fields = layout.names[firsts].tobytes()
+    shifts = np.arange(15, -1, -3)
+    sums = ((layout.checksum[firsts, None] >> shifts) & 7).astype(np.uint8) + ord("0")
+    sums = sums.tobytes()  # the checksum fields' 6 digits
+    for i, at in enumerate(layout.header[firsts].tolist()):
+        block = os.pread(local.fd, BLOCK, at)
+        field = fields[100 * i : 100 * i + 100]
         if (
-            len(block) < BLOCK
+            block[148:154] != sums[6 * i : 6 * i + 6]
             or block[257:262] != b"ustar"
-            or block[:100].split(b"\0", 1)[0] != name
-            or block[148:154] != b"%06o" % int(layout.checksum[member])
+            or (block[:100] != field and block[:100].split(b"\0", 1)[0] != field.rstrip(b"\0"))
         ):
+            name = field.rstrip(b"\0").decode("ascii")
             raise CurateError(
-                f"shard {local.name} changed since it was embedded: the member at byte "
-                f"{int(layout.header[member])} is no longer {name.decode('ascii')!r}; "
-                "run the same command again to prune what it holds now"
+                f"shard {local.name} changed since it was embedded: the member at byte {at} "
+                f"is no longer {name!r}; run the same command again to prune what it holds now"
             )
 
 
@@ -293,7 +296,7 @@ def _write_members(
     ours_at = np.concatenate([at[~raw], at[~raw][alone] + 2])
     ours_begin = np.concatenate([slot + BLOCK - carried, slot[alone]])
     ours_end = np.concatenate([slot + 2 * BLOCK, slot[alone] + pad[alone]])
-    pieces = [sink.input_range(view, b, e) for b, e in zip(runs_begin, runs_end, strict=True)]
+    pieces = sink.input_ranges(view, runs_begin, runs_end)
     if len(rewrite):
         slots = memoryview(_slots(layout, members[rewrite]))
         pieces += map(view.__getitem__, map(slice, data.tolist(), (data + size).tolist()))
@@ -360,9 +363,12 @@ class _Sink:
         self._copy = _copy_file_range
         self.bytes_written = 0  # gathered so far, written or not
 
-    def input_range(self, view: memoryview | None, begin: int, end: int):
-        """A piece for input bytes [begin, end): a range where the kernel can copy it."""
-        return _Range(begin, end) if self.fd is not None else view[begin:end]
+    def input_ranges(self, view: memoryview | None, begins: list, ends: list) -> list:
+        """Pieces for input bytes [begin, end): ranges where the kernel can copy them, else
+        views of the map."""
+        if self.fd is not None:
+            return list(map(_Range, begins, ends))
+        return list(map(view.__getitem__, map(slice, begins, ends)))
 
     def extend(self, bufs: list, nbytes: int) -> None:
         """Gather `bufs`, `nbytes` long in all; write once a batch is full."""
