@@ -678,6 +678,16 @@ def test_where_the_kernel_cannot_copy_ranges_the_bytes_are_the_same(tmp_path, mo
         assert _to_file(tmp_path / "out.tar", source, keep)[0] == data
 
 
+def test_an_output_opened_to_append_gets_the_same_bytes(tmp_path):
+    """`copy_file_range` refuses a file opened to append (EBADF): the next way down copies."""
+    source = _webdataset_shard(tmp_path / "wds.tar", 30)
+    keep = np.arange(0, 30, 2)
+    out = tmp_path / "out.tar"
+    with open(out, "ab") as f:
+        copy_kept(str(source), keep, f)
+    assert out.read_bytes() == _copied(source, keep)[0]
+
+
 def test_short_range_copies_continue_where_they_stopped(tmp_path, monkeypatch):
     source = _webdataset_shard(tmp_path / "wds.tar", 30)
     expected = _copied(source, range(30))[0]
