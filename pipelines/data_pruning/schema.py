@@ -4,9 +4,10 @@
 RUN/embed/content/<c>.*         a shard's float16 L2-normalised embeddings (.npy), its sample
                                 table without ids (.parquet) and stats (.json), named by the
                                 shard's URL and fingerprint, so a shard met again is not embedded
-                                again (added shards, a reordered list, a resumed run); for a
-                                local plain tar, where its members lie (.layout.npy), which
-                                reshard trusts instead of indexing the shard again
+                                again (added shards, a reordered list, a resumed run)
+RUN/embed/layout/<c>.npy        for a local plain tar the index took, where its members lie
+                                (`shards.tarindex.Layout.records`): reshard trusts it instead
+                                of indexing the shard again
 RUN/embed/<unit>.parquet|.json  the sample table of input shard <unit>, with ids; which content
                                 holds its embeddings
 RUN/cluster/                    centroids.npy, training_ids.npy (the seeded sample), clustering.json
@@ -204,7 +205,7 @@ def write_content(run: Folder, content: str, rows: pa.Table, embeddings: np.ndar
     save_array(run, embeddings, "embed", "content", f"{content}.npy")
     write_table(run, rows, "embed", "content", f"{content}.parquet")
     if layout is not None:
-        save_array(run, layout.records(), "embed", "content", f"{content}.layout.npy")
+        save_array(run, layout.records(), "embed", "layout", f"{content}.npy")
     run.write_json(stats, "embed", "content", f"{content}.json")
 
 
@@ -214,9 +215,9 @@ def read_layout(run: Folder, unit: str) -> Layout | None:
     if not run.exists("embed", f"{unit}.json"):
         return None
     content = run.read_json("embed", f"{unit}.json")["content"]
-    if not run.exists("embed", "content", f"{content}.layout.npy"):
+    if not run.exists("embed", "layout", f"{content}.npy"):
         return None
-    return Layout.from_records(load_array(run, "embed", "content", f"{content}.layout.npy"))
+    return Layout.from_records(load_array(run, "embed", "layout", f"{content}.npy"))
 
 
 def link_content(run: Folder, unit: str, index: int, content: str) -> dict:
