@@ -1,18 +1,21 @@
 """Reshard copy speed against plain copies of the same tars, measured in one run (issue 13).
 
 Generates realistic shards (20-100 KB JPEGs with a caption and JSON metadata per sample): as
-webdataset's `TarWriter` writes them (a pax header on every member) and as curate writes them
-(its own normalised headers, from resharding the first set). Then times, keep-all and
+webdataset's `TarWriter` writes them (a pax header on every member) and in curate's normalised
+form (its own ustar headers, as the per-sample path writes them). Then times, keep-all and
 keep-half (a random half), the best of `--repeats` interleaved runs of:
 - `cp` of every tar (one process per file) and `shutil.copyfile`: the plain copy;
 - raw ranges: `os.copy_file_range` of each run of consecutive kept samples, the byte ranges
   found beforehand (the floor: no header is read or written);
-- per-sample: the reader and `TarWriter` over a memory map, the path reshard took before;
-- copy_kept: `shards.copier.copy_kept`, the path reshard takes now.
+- per-sample: the reader and `TarWriter` over a memory map, the path reshard took first;
+- copy_kept, recorded layout: `shards.copier.copy_kept` as reshard calls it, with the layout
+  embed recorded (`record_layout` and an `.npy` written beforehand, untimed, as embed does),
+  read back from its file in the timed run as reshard reads it;
+- copy_kept, indexing: the same without a recorded layout (precomputed embeddings).
 Outputs go to fresh files on the same filesystem (removed, untimed, before each run); the
 inputs are in the page cache, as read back from disk (`settle`).
 
-    python -m benchmarks.reshard --megabytes 300 --repeats 5
+    python -m benchmarks.reshard --megabytes 300 --repeats 15
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from shards.copier import copy_kept, copy_samples
-from shards.tarindex import index_shard
+from shards.copier import copy_kept, copy_samples, record_layout
+from shards.tarindex import Layout, index_shard
 from shards.tario import RECORD, MemoryReader
 
+RECORDED = "**copy_kept, recorded layout**"
 WORDS = ["a", "photo", "of", "the", "small", "red", "dog", "on", "a", "beach", "at", "sunset"]
 
 
@@ -81,8 +85,8 @@ def write_curate_shards(sources: list[Path], counts: list[int], folder: Path) ->
     paths = []
     for source, count in zip(sources, counts, strict=True):
         path = folder / source.name.replace("wds-", "curate-")
-        with open(path, "wb") as out:
-            copy_kept(str(source), np.arange(count), out)
+        with open(source, "rb") as given, open(path, "wb") as out:
+            copy_samples(given, np.arange(count), out)
         paths.append(path)
     return paths
 
@@ -138,9 +142,20 @@ def per_sample(source: Path, keep: np.ndarray, out: Path) -> None:
     mapped.close()
 
 
-def new_path(source: Path, keep: np.ndarray, out: Path) -> None:
+def store_layout(source: Path) -> Path:
+    """The shard's layout, recorded and stored as embed stores it (`Layout.records`)."""
+    path = source.with_suffix(".layout.npy")
+    np.save(path, record_layout(str(source)).records(), allow_pickle=False)
+    return path
+
+
+def new_path(source: Path, keep: np.ndarray, out: Path, layout_file: Path | None = None) -> None:
+    """`copy_kept`; with the layout read back from `layout_file`, as reshard reads it."""
+    layout = None
+    if layout_file is not None:
+        layout = Layout.from_records(np.load(layout_file, allow_pickle=False))
     with open(out, "wb") as dst:
-        copy_kept(str(source), keep, dst)
+        copy_kept(str(source), keep, dst, layout=layout)
 
 
 def timed(run: Callable[[], None], outputs: list[Path]) -> tuple[float, float]:
@@ -188,16 +203,20 @@ def jobs(sets: dict, keeps: dict, outputs: list[Path]) -> dict[tuple, Callable[[
             shutil.copyfile(s, o) for s, o in pairs
         ]
         ranges = [sample_ranges(p) for p in paths]
+        layouts = [store_layout(p) for p in paths]  # as embed records them
         for keep_name, keep in keeps.items():
-            runs = list(zip(paths, keep, ranges, outputs, strict=True))
+            runs = list(zip(paths, keep, ranges, outputs, layouts, strict=True))
             result[kind, keep_name, "raw ranges"] = lambda runs=runs: [
-                raw_ranges(s, r, k, o) for s, k, r, o in runs
+                raw_ranges(s, r, k, o) for s, k, r, o, _ in runs
             ]
-            result[kind, keep_name, "per-sample (before)"] = lambda runs=runs: [
-                per_sample(s, k, o) for s, k, _, o in runs
+            result[kind, keep_name, "per-sample (first)"] = lambda runs=runs: [
+                per_sample(s, k, o) for s, k, _, o, _ in runs
             ]
-            result[kind, keep_name, "copy_kept"] = lambda runs=runs: [
-                new_path(s, k, o) for s, k, _, o in runs
+            result[kind, keep_name, "copy_kept, indexing"] = lambda runs=runs: [
+                new_path(s, k, o) for s, k, _, o, _ in runs
+            ]
+            result[kind, keep_name, RECORDED] = lambda runs=runs: [
+                new_path(s, k, o, layout) for s, k, _, o, layout in runs
             ]
     return result
 
@@ -239,7 +258,8 @@ def report(sets, counts, times, args) -> None:
         rows = [(kind, "-", name) for name in ("cp", "shutil.copyfile")]
         for keep in ("all", "half"):
             rows += [
-                (kind, keep, name) for name in ("raw ranges", "per-sample (before)", "copy_kept")
+                (kind, keep, name)
+                for name in ("raw ranges", "per-sample (first)", "copy_kept, indexing", RECORDED)
             ]
         for key in rows:
             raw = wall.get((kind, key[1], "raw ranges"))

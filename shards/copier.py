@@ -1,19 +1,29 @@
 """Copy the kept samples of a shard into an output tar at the speed the bytes move.
 
-The output, whichever path writes it: for each kept sample in position order, each of its
-members in archive order, written as `shards.tario.TarWriter` writes it (`ustar_header(name,
-size)`, or `tarfile`'s pax header for a name or size ustar cannot hold; the data; NUL padding
-to 512 bytes), then two zero blocks and NUL padding to a multiple of 10240 bytes. Nothing else
-of the input reaches the output (mtimes, owners, modes, pax records, padding bytes,
-directories), so the same kept samples give the same bytes whoever wrote the input, and a unit
-killed and run again writes the same bytes again.
+The output rule, whichever path writes it: for each kept sample in position order, each of its
+members in archive order, then two zero blocks and NUL padding to a multiple of 10240 bytes.
+A member the index finds safe to copy verbatim (`shards.tarindex`, whose docstring states the
+rule: a regular member with a safe name, number fields as `tarfile` writes them, no setuid
+bit, NUL padding, and no pax records but `mtime`/`atime`/`ctime` and a `path`/`size` equal to
+the ustar fields) goes out as its exact input bytes: its pax header if any, its ustar header,
+its data, its padding. Every other member is normalised: written as `shards.tario.TarWriter`
+writes it (`ustar_header(name, size)`, or `tarfile`'s pax header for a name or size ustar
+cannot hold; the data; NUL padding), so nothing else of it reaches the output (its mtime,
+owner, mode, pax records, padding bytes); directories never do. Shards the index declines
+(compressed; remote, a URL other than `file://`; irregular) are normalised whole. So the same
+input gives the same bytes, and a unit killed and run again writes the same bytes again; a
+shard curate wrote comes out identical when all is kept; a shard webdataset wrote (a pax
+`mtime` header per member) kept whole comes out as its own member bytes followed by our
+end-of-archive blocks.
 
 Two paths to those bytes:
-- A local plain tar is memory-mapped and indexed (`shards.tarindex`). Headers for the kept
-  members are built in bulk, and the output is written with `os.writev` straight from the map:
-  per member our header, then a view of its data. A run of consecutive kept members whose input
-  bytes already are what we write (shards curate wrote) goes out as a single view. On a plain
-  local output file the kernel then moves the data from the page cache once, as `cp` does.
+- A local plain tar is indexed (`shards.tarindex`), or its layout recorded at embed is trusted
+  (checked by reading the header at the start of every run of kept members). Each run of
+  consecutive verbatim members goes out as one byte range: `os.copy_file_range` into a plain
+  local output file (in the kernel, as `cp` copies; `sendfile`, then reads, where the
+  filesystems do not support it), else a view of the memory-mapped input. Normalised members
+  get our headers built in bulk, written with `os.writev` with views of their data in the map.
+  A copy of verbatim members alone maps nothing.
 - Compressed and remote shards, and shards the index declines, go through the per-sample
   reader and `TarWriter` (`copy_samples`), streamed or over views of the map.
 """
@@ -28,7 +38,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -42,7 +52,9 @@ from shards.tario import RECORD, MemoryReader, ShardFormatError, TarWriter, iter
 _MAX_BUFFERS = min(os.sysconf("SC_IOV_MAX"), 1024)
 _WRITE_BATCH = 4 << 20  # bytes gathered before a write, when joining (no descriptor)
 _CHUNK = 8192  # kept members whose headers are built at once
-_PADS = tuple(bytes(n) for n in range(BLOCK))
+_RANGE_BATCH = 1 << 30  # bytes asked of one copy_file_range or sendfile call
+_FILE_URL = "file://"
+_NO_RANGE_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
 
 
 @dataclass(frozen=True)
@@ -50,24 +62,30 @@ class CopyStats:
     samples_read: int  # up to the last kept one (the index has looked at every sample)
     samples_copied: int
     bytes_written: int
-    method: str  # "index" or "per-sample"
+    method: str  # "index", "recorded" (the layout recorded at embed) or "per-sample"
 
 
 def copy_kept(source: str, keep_positions: np.ndarray, out: BinaryIO,
-              storage_options: dict | None = None) -> CopyStats:  # fmt: skip
+              storage_options: dict | None = None,
+              layout: Layout | None = None) -> CopyStats:  # fmt: skip
     """Write the samples of shard `source` at `keep_positions` to `out` as a complete tar
-    (`storage_options` for a URL source).
+    (`storage_options` for a URL source). `layout`: what `record_layout` gave for this shard
+    when it was read before (at embed), trusted for a local plain tar so that the shard is not
+    indexed again; the header at the start of each copied run is checked against it.
 
-    Raises CurateError when a kept sample is missing or now fails (the shard changed since it
-    was embedded), and OSError naming the output when writing fails (a full disk)."""
+    Raises CurateError when a kept sample is missing or now fails, or the shard no longer
+    matches `layout` (the shard changed since it was embedded), and OSError naming the output
+    when writing fails (a full disk)."""
     keep = np.unique(np.asarray(keep_positions, dtype=np.int64))
     with _opened(source, storage_options) as opened:
-        if not isinstance(opened, mmap.mmap):
+        if not isinstance(opened, _LocalTar):
             stats = copy_samples(opened, keep, out)
-        elif (layout := index_shard(opened)) is not None:
-            stats = _copy_indexed(opened, layout, keep, out)
+        elif layout is not None:
+            stats = _copy_indexed(opened, layout, keep, out, "recorded")
+        elif (found := index_shard(opened.mapped())) is not None:
+            stats = _copy_indexed(opened, found, keep, out, "index")
         else:
-            stats = _copy_mapped_samples(opened, keep, out)
+            stats = _copy_mapped_samples(opened.mapped(), keep, out)
     if stats.samples_copied != len(keep):
         raise CurateError(
             f"shard {source} changed since it was embedded: "
@@ -76,27 +94,63 @@ def copy_kept(source: str, keep_positions: np.ndarray, out: BinaryIO,
     return stats
 
 
+def record_layout(source: str) -> Layout | None:
+    """The layout of a local plain tar in the common form, for `copy_kept` to trust later;
+    None for any other shard (compressed, remote, declined by the index)."""
+    if _local_path(source) is None:
+        return None
+    with _opened(source, None) as opened:
+        return index_shard(opened.mapped()) if isinstance(opened, _LocalTar) else None
+
+
+class _LocalTar:
+    """A local plain tar: its descriptor, and a memory map made the first time one is asked
+    for (a copy of verbatim members alone needs none)."""
+
+    def __init__(self, fd: int, name: str):
+        self.fd, self.name = fd, name
+        self._map: mmap.mmap | None = None
+
+    def mapped(self) -> mmap.mmap:
+        if self._map is None:
+            self._map = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
+        return self._map
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+
+
 @contextmanager
-def _opened(source: str, storage_options: dict | None) -> Iterator[BinaryIO | mmap.mmap]:
-    """A local plain tar as a memory map, anything else as a stream. On error the locals of
+def _opened(source: str, storage_options: dict | None) -> Iterator[BinaryIO | _LocalTar]:
+    """A local plain tar as a `_LocalTar`, anything else as a stream. On error the locals of
     the frames it passed through are cleared, so no view keeps the map from closing."""
-    if is_url(source):
+    path = _local_path(source)
+    if path is None:
         with open_shard(source, storage_options) as stream:
             yield stream
         return
-    with open(source, "rb") as f:
+    with open(path, "rb") as f:
         if compression_of(f.read(MAGIC_BYTES)) is not None or os.fstat(f.fileno()).st_size == 0:
             f.seek(0)
             yield f
             return
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        yield mapped
-    except BaseException as exc:
-        _clear_frames(exc)
-        raise
-    finally:
-        mapped.close()
+        local = _LocalTar(f.fileno(), source)
+        try:
+            yield local
+        except BaseException as exc:
+            _clear_frames(exc)
+            raise
+        finally:
+            local.close()
+
+
+def _local_path(source: str) -> str | None:
+    """The path of a shard on this machine (a path, or a `file://` URL: both give the same
+    bytes); None for any other URL."""
+    if source.startswith(_FILE_URL):
+        return source[len(_FILE_URL) :]
+    return None if is_url(source) else source
 
 
 def _clear_frames(exc: BaseException) -> None:
@@ -152,14 +206,20 @@ def _copy_mapped_samples(mapped: mmap.mmap, keep: np.ndarray, out: BinaryIO) -> 
         reader.release()
 
 
-def _copy_indexed(mapped: mmap.mmap, layout: Layout, keep: np.ndarray, out: BinaryIO) -> CopyStats:
-    """Our headers in bulk, data as views of the map, raw runs where the input is ours."""
+def _copy_indexed(
+    local: _LocalTar, layout: Layout, keep: np.ndarray, out: BinaryIO, method: str
+) -> CopyStats:
+    """Verbatim runs as byte ranges, our headers for the other members with their data as
+    views of the map; a recorded layout is checked at the start of every run first."""
     present = keep[(keep >= 0) & (keep < layout.samples)]
     kept = np.zeros(layout.samples, dtype=bool)
     kept[present] = True
     members = np.flatnonzero(kept[layout.sample])
-    sink = _Sink(out)
-    view = memoryview(mapped)
+    if method == "recorded":
+        _check_runs(local, layout, members)
+    sink = _Sink(out, local)
+    needs_map = sink.fd is None or not layout.verbatim[members].all()
+    view = memoryview(local.mapped()) if needs_map else None
     try:
         for first in range(0, len(members), _CHUNK):
             _write_members(sink, view, layout, members[first : first + _CHUNK])
@@ -168,23 +228,57 @@ def _copy_indexed(mapped: mmap.mmap, layout: Layout, keep: np.ndarray, out: Bina
         sink.flush()
     finally:
         sink.discard()
-        view.release()
+        if view is not None:
+            view.release()
     read = int(present[-1]) + 1 if len(present) else 0
-    return CopyStats(read, len(present), sink.bytes_written, "index")
+    return CopyStats(read, len(present), sink.bytes_written, method)
 
 
-def _write_members(sink: _Sink, view: memoryview, layout: Layout, members: np.ndarray) -> None:
-    """One chunk of kept members, in order, as pieces of output: a view of the input for each
-    run of consecutive members already in our form; for every other member our header, a view
+def _check_runs(local: _LocalTar, layout: Layout, members: np.ndarray) -> None:
+    """The ustar header of the first member of every run of consecutive kept members must
+    still be the one recorded (magic, name, stored checksum): a shard replaced with one of
+    the same size and mtime is refused, never copied as garbage."""
+    if not len(members):
+        return
+    starts, ends = layout.start[members], layout.end[members]
+    firsts = members[np.flatnonzero(np.append(True, starts[1:] != ends[:-1]))]
+    if os.fstat(local.fd).st_size < int(ends[-1]):
+        raise CurateError(
+            f"shard {local.name} changed since it was embedded: it ends before its kept members"
+        )
+    fields = layout.names[firsts].tobytes()
+    shifts = np.arange(15, -1, -3)
+    sums = ((layout.checksum[firsts, None] >> shifts) & 7).astype(np.uint8) + ord("0")
+    sums = sums.tobytes()  # the checksum fields' 6 digits
+    for i, at in enumerate(layout.header[firsts].tolist()):
+        block = os.pread(local.fd, BLOCK, at)
+        field = fields[100 * i : 100 * i + 100]
+        if (
+            block[148:154] != sums[6 * i : 6 * i + 6]
+            or block[257:262] != b"ustar"
+            or (block[:100] != field and block[:100].split(b"\0", 1)[0] != field.rstrip(b"\0"))
+        ):
+            name = field.rstrip(b"\0").decode("ascii")
+            raise CurateError(
+                f"shard {local.name} changed since it was embedded: the member at byte {at} "
+                f"is no longer {name!r}; run the same command again to prune what it holds now"
+            )
+
+
+def _write_members(
+    sink: _Sink, view: memoryview | None, layout: Layout, members: np.ndarray
+) -> None:
+    """One chunk of kept members, in order, as pieces of output: one byte range of the input
+    for each run of consecutive verbatim members; for every other member our header, a view
     of its data, its padding. Headers live in slots of `_slots`: BLOCK bytes of zeros, then
     the header, so that a header and the padding of the member before it are one buffer."""
-    normal = layout.normal[members]
+    verbatim = layout.verbatim[members]
     starts, ends = layout.start[members], layout.end[members]
     joined = np.zeros(len(members), dtype=bool)
-    joined[1:] = normal[1:] & normal[:-1] & (starts[1:] == ends[:-1])
+    joined[1:] = verbatim[1:] & verbatim[:-1] & (starts[1:] == ends[:-1])
     first = np.flatnonzero(~joined)  # the member each piece starts with
     last = np.append(first[1:] - 1, len(members) - 1)
-    raw = normal[first]
+    raw = verbatim[first]
     rewrite = first[~raw]
     data = layout.header[members[rewrite]] + BLOCK
     size = layout.size[members[rewrite]]
@@ -198,19 +292,17 @@ def _write_members(sink: _Sink, view: memoryview, layout: Layout, members: np.nd
     at = np.cumsum(count) - count  # where each piece's first buffer goes
     carried = np.where(np.append(False, ~raw[:-1])[~raw], np.append(0, pad[:-1]), 0)
     slot = np.arange(len(rewrite), dtype=np.int64) * 2 * BLOCK
-    input_at = np.concatenate([at[raw], at[~raw] + 1])
-    input_begin = np.concatenate([starts[first[raw]], data])
-    input_end = np.concatenate([ends[last[raw]], data + size])
+    runs_begin, runs_end = starts[first[raw]].tolist(), ends[last[raw]].tolist()
     ours_at = np.concatenate([at[~raw], at[~raw][alone] + 2])
     ours_begin = np.concatenate([slot + BLOCK - carried, slot[alone]])
     ours_end = np.concatenate([slot + 2 * BLOCK, slot[alone] + pad[alone]])
-    slots = memoryview(_slots(layout, members[rewrite]))
-    pieces = [
-        *map(view.__getitem__, map(slice, input_begin.tolist(), input_end.tolist())),
-        *map(slots.__getitem__, map(slice, ours_begin.tolist(), ours_end.tolist())),
-    ]
-    order = np.argsort(np.concatenate([input_at, ours_at]), kind="stable").tolist()
-    nbytes = int((input_end - input_begin).sum() + (ours_end - ours_begin).sum())
+    pieces = sink.input_ranges(view, runs_begin, runs_end)
+    if len(rewrite):
+        slots = memoryview(_slots(layout, members[rewrite]))
+        pieces += map(view.__getitem__, map(slice, data.tolist(), (data + size).tolist()))
+        pieces += map(slots.__getitem__, map(slice, ours_begin.tolist(), ours_end.tolist()))
+    order = np.argsort(np.concatenate([at[raw], at[~raw] + 1, ours_at]), kind="stable").tolist()
+    nbytes = sum(runs_end) - sum(runs_begin) + int(size.sum() + (ours_end - ours_begin).sum())
     sink.extend(list(map(pieces.__getitem__, order)), nbytes)
 
 
@@ -250,15 +342,33 @@ def _plain_descriptor(out: BinaryIO) -> int | None:
     return raw.fileno()
 
 
-class _Sink:
-    """Buffers written in order and in batches: `os.writev` on a plain local file (the kernel
-    copies straight from the buffers), else `write` of about 4 MB joined at a time."""
+class _Range(NamedTuple):
+    """Bytes [begin, end) of the input, for the kernel to copy to the output."""
 
-    def __init__(self, out: BinaryIO):
+    begin: int
+    end: int
+
+
+class _Sink:
+    """Pieces written in order and in batches: buffers with `os.writev` on a plain local file
+    (the kernel copies straight from them), else `write` of about 4 MB joined at a time; byte
+    ranges of the input with `os.copy_file_range` (or `sendfile`, or reads) on a plain local
+    file, else as views of the map."""
+
+    def __init__(self, out: BinaryIO, source: _LocalTar):
         self._out = out
-        self._fd = _plain_descriptor(out)
+        self._source = source
+        self.fd = _plain_descriptor(out)
         self._bufs: list = []
+        self._copy = _copy_file_range
         self.bytes_written = 0  # gathered so far, written or not
+
+    def input_ranges(self, view: memoryview | None, begins: list, ends: list) -> list:
+        """Pieces for input bytes [begin, end): ranges where the kernel can copy them, else
+        views of the map."""
+        if self.fd is not None:
+            return list(map(_Range, begins, ends))
+        return list(map(view.__getitem__, map(slice, begins, ends)))
 
     def extend(self, bufs: list, nbytes: int) -> None:
         """Gather `bufs`, `nbytes` long in all; write once a batch is full."""
@@ -269,18 +379,61 @@ class _Sink:
 
     def flush(self) -> None:
         try:
-            if self._fd is None:
+            if self.fd is None:
                 _write_joined(self._out, self._bufs)
             else:
-                _writev_all(self._fd, self._bufs)
+                self._write_pieces()
         except OSError as exc:
             raise _named(exc, self._out) from None
         finally:
             self.discard()
 
+    def _write_pieces(self) -> None:
+        batch: list = []
+        for piece in self._bufs:
+            if not isinstance(piece, _Range):
+                batch.append(piece)
+                continue
+            _writev_all(self.fd, batch)
+            batch = []
+            self._copy_range(*piece)
+        _writev_all(self.fd, batch)
+
+    def _copy_range(self, begin: int, end: int) -> None:
+        """Every byte of the range, however many calls it takes; the next way down when the
+        filesystems do not support one."""
+        while begin < end:
+            try:
+                done = self._copy(self._source.fd, self.fd, begin, min(end - begin, _RANGE_BATCH))
+            except OSError as exc:
+                if exc.errno not in _NO_RANGE_COPY or self._copy is _read_and_write:
+                    raise
+                self._copy = _sendfile if self._copy is _copy_file_range else _read_and_write
+                continue
+            if done == 0:
+                raise CurateError(
+                    f"shard {self._source.name} changed since it was embedded: "
+                    f"it ends at byte {begin}, inside a kept member"
+                )
+            begin += done
+
     def discard(self) -> None:
         """Let go of the gathered buffers (views into the map) without writing them."""
         self._bufs.clear()
+
+
+def _copy_file_range(source: int, out: int, offset: int, count: int) -> int:
+    return os.copy_file_range(source, out, count, offset)
+
+
+def _sendfile(source: int, out: int, offset: int, count: int) -> int:
+    return os.sendfile(out, source, offset, count)
+
+
+def _read_and_write(source: int, out: int, offset: int, count: int) -> int:
+    data = os.pread(source, min(count, _WRITE_BATCH), offset)
+    _writev_all(out, [data])
+    return len(data)
 
 
 def _write_joined(out: BinaryIO, bufs: list) -> None:

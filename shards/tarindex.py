@@ -13,8 +13,24 @@ repeated key or suffix (in any case), no `..`, no `__`, no member over the small
 How: every block with the ustar magic is taken for a header; they are the headers when each
 one's size leads exactly to the next and the last to the end (a tar stored inside a member,
 a v7 tar or garbage after the end break that chain, and the shard goes to the reader). Then
-checksums, field formats, names, keys, sample boundaries and whether a member is already in
-our form are numpy over the gathered header blocks, a chunk at a time, each block read once.
+checksums, field formats, names, keys, sample boundaries and which members may be copied
+verbatim are numpy over the gathered header blocks, a chunk at a time, each block read once.
+
+The verbatim rule (the one place it lives; `shards.copier` copies such members byte for byte,
+pax header, ustar header, data and padding, and gives every other member our header): a member
+of a shard the index takes is verbatim when
+- its ustar header's number fields are in the form `tarfile` and GNU tar write them (mode,
+  uid, gid: 7 octal digits and NUL; mtime: 11 and NUL; device numbers so, or all NUL), and
+  the mode has no setuid, setgid or sticky bit (the name, type, checksum, size and prefix
+  the index already requires);
+- the bytes after its data up to the next 512-byte boundary are NUL;
+- it has no pax header, or one whose name field is printable ASCII, neither absolute nor with
+  `..`, whose number fields pass the same check, whose padding is NUL, and whose records are all in
+  `VERBATIM_KEYWORDS`: `mtime`, `atime`, `ctime` with a value of digits and at most one `.`,
+  `path` equal to the ustar name, `size` equal to the ustar size. A pax record outside that
+  list (`comment`, `linkpath`, `hdrcharset`, `SCHILY.*`, `uname`...) is kept out of the output
+  by normalising the member; a `path` or `size` that differs from the ustar field, or a
+  `GNU.sparse.*` record, changes what the reader reports, and the index declines the shard.
 """
 
 from __future__ import annotations
@@ -25,7 +41,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shards.members import TEXT_LIMIT
-from shards.tarheader import BLOCK, PaxError, parse_pax, relevant
+from shards.tarheader import (
+    BLOCK,
+    PATH_KEYWORD,
+    SIZE_KEYWORD,
+    SPARSE_PREFIX,
+    PaxError,
+    parse_pax,
+)
 from shards.tario import ustar_header
 
 CHUNK = 8192  # headers per vectorised step
@@ -35,12 +58,12 @@ _MAGIC = np.frombuffer(b"ustar", np.uint8)
 _TEMPLATE = np.frombuffer(ustar_header("", 0), np.uint8).copy()
 _TEMPLATE[148:156] = ord(" ")  # the checksum is summed over spaces in its field
 _TEMPLATE_SUM = int(_TEMPLATE.sum()) - int(_TEMPLATE[124:135].sum())  # without name and size
-_ELSEWHERE = np.full(BLOCK, 0xFF, np.uint8)  # bytes a header of ours shares with all others:
-_ELSEWHERE[:_NAME] = _ELSEWHERE[124:136] = _ELSEWHERE[148:156] = 0  # not name, size, checksum
-_ELSEWHERE_WORDS = _ELSEWHERE.view(np.uint64)
-_TEMPLATE_WORDS = _TEMPLATE.view(np.uint64)
 _HASH = np.random.default_rng(0x7A12).integers(1, 2**63, _NAME, dtype=np.uint64) | np.uint64(1)
 _MTIME_RECORD = np.frombuffer(b" mtime=", np.uint8)
+_TIME_KEYWORDS = (b"mtime", b"atime", b"ctime")
+VERBATIM_KEYWORDS = (*_TIME_KEYWORDS, PATH_KEYWORD, SIZE_KEYWORD)
+_DIGITS = np.zeros(256, dtype=bool)
+_DIGITS[ord("0") : ord("9") + 1] = True
 
 
 @dataclass(frozen=True)
@@ -51,14 +74,37 @@ class Layout:
     header: np.ndarray  # int64: offset of its ustar header
     size: np.ndarray  # int64: data bytes
     sample: np.ndarray  # int64: position of its sample (non-decreasing)
-    normal: np.ndarray  # bool: its input bytes are exactly what TarWriter writes for it
+    verbatim: np.ndarray  # bool: copied as its input bytes (the rule: module docstring)
     names: np.ndarray  # uint8 rows of 100: its name field, NUL after the name
+    checksum: np.ndarray  # int64: its ustar header's stored checksum
     samples: int
 
     @property
     def end(self) -> np.ndarray:
         """Offset just past each member's padded data."""
         return self.header + BLOCK + -(-self.size // BLOCK) * BLOCK
+
+    def records(self) -> np.ndarray:
+        """The layout as one structured array, a row per member, to be stored (read back in
+        one step: `from_records`); the name fields cut after the longest name."""
+        width = int((self.names != 0).any(axis=0).nonzero()[0].max(initial=0)) + 1
+        numbers = [(name, "<i8") for name in _STORED]
+        records = np.empty(len(self.header), [*numbers, ("verbatim", "?"), ("names", "u1", width)])
+        for name in (*_STORED, "verbatim"):
+            records[name] = getattr(self, name)
+        records["names"] = self.names[:, :width]
+        return records
+
+    @classmethod
+    def from_records(cls, records: np.ndarray) -> Layout:
+        """The layout `records()` gave."""
+        names = np.zeros((len(records), _NAME), dtype=np.uint8)
+        names[:, : records["names"].shape[1]] = records["names"]
+        fields = {name: np.ascontiguousarray(records[name]) for name in (*_STORED, "verbatim")}
+        return cls(**fields, names=names, samples=int(records["sample"][-1]) + 1)
+
+
+_STORED = ("start", "header", "size", "sample", "checksum")
 
 
 def _octal(fields: np.ndarray) -> np.ndarray | None:
@@ -92,30 +138,103 @@ def ustar_headers(
     return rows
 
 
-def _headers_ok(rows: np.ndarray) -> bool:
-    """Checksums right, no ustar prefix, the size and checksum fields in the form `tarfile`
-    writes them (11 octal digits and NUL; 6 digits, NUL, space)."""
+def _checksums(rows: np.ndarray) -> np.ndarray | None:
+    """The stored checksums, when every one is right, with no ustar prefix and the size and
+    checksum fields in the form `tarfile` writes them (11 octal digits and NUL; 6 digits, NUL,
+    space); else None."""
     stored = _octal(rows[:, 148:154])
     if stored is None or rows[:, 345:500].any():
-        return False
+        return None
     if rows[:, 135].any() or rows[:, 154].any() or (rows[:, 155] != ord(" ")).any():
-        return False
+        return None
     wide = np.uint16 if rows.max(initial=0) < 128 else np.uint32  # 512 * 127 fits 16 bits
     sums = rows.sum(axis=1, dtype=wide) - rows[:, 148:156].sum(axis=1, dtype=wide)
-    return bool(np.array_equal(sums.astype(np.int64) + 8 * 32, stored))
+    return stored if np.array_equal(sums.astype(np.int64) + 8 * 32, stored) else None
 
 
-def _paxes_harmless(
-    blocks: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, mm: mmap.mmap
-) -> bool:
-    """Every pax header is well formed and has no path, size or sparse record. The common one,
-    a single `NN mtime=...` record in one block, is checked in bulk; others record by record."""
-    bulk = (sizes >= 10) & (sizes <= BLOCK)
+def _fields_ok(rows: np.ndarray) -> np.ndarray:
+    """Whether each header's other number fields are in the form `tarfile` and GNU tar write
+    (what every reader parses): mode, uid, gid 7 octal digits and NUL, mtime 11 and NUL, the
+    device numbers so or all NUL; and the mode without a setuid, setgid or sticky bit."""
+    numbers = _outside(rows[:, 100:148], *_NUMBER_FIELDS)
+    devices = rows[:, 329:345]
+    return ~numbers & (~_outside(devices, *_DEVICE_FIELDS) | ~devices.any(axis=1))
+
+
+def _outside(fields: np.ndarray, low: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Whether any byte of each row is outside its position's range (compared as words)."""
+    return ((fields - low) > span).view(np.uint64).any(axis=1)
+
+
+def _ranges(pattern: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Per position of `pattern`, the lowest byte allowed and how many above it: `0` a zero
+    digit, `7` an octal digit, `.` a NUL."""
+    low = np.array([0 if c == ord(".") else ord("0") for c in pattern], dtype=np.uint8)
+    span = np.array([0 if c == ord(".") else c - ord("0") for c in pattern], dtype=np.uint8)
+    return low, span
+
+
+# mode (no bit from the sticky bit up), uid, gid, size (checked elsewhere), mtime; devices
+_NUMBER_FIELDS = _ranges(b"0000777." + b"7777777." * 2 + b"77777777777." * 2)
+_DEVICE_FIELDS = _ranges(b"7777777." * 2)
+
+
+def _plain_names(fields: np.ndarray) -> np.ndarray:
+    """Whether each name field (of a pax header) is printable ASCII, not empty, neither
+    absolute nor with `..`: safe for a reader that takes the pax header for a file. Writers
+    give every pax header one name (`tarfile`: `././@PaxHeader`): then it is looked at once."""
+    if len(fields) > 1 and (fields == fields[0]).all():
+        return np.repeat(_plain_names(fields[:1]), len(fields))
+    nul = fields == 0
+    length = np.where(nul.any(axis=1), nul.argmax(axis=1), _NAME)
+    inside = np.arange(_NAME) < length[:, None]
+    odd = (((fields < 32) | (fields > 126)) & inside).any(axis=1)
+    up = (inside[:, 1:] & (fields[:, 1:] == ord(".")) & (fields[:, :-1] == ord("."))).any(axis=1)
+    return (length > 0) & (fields[:, 0] != ord("/")) & ~odd & ~up
+
+
+def _time_value(value: bytes) -> bool:
+    """A time record's value we copy: digits with at most one `.` (what `tarfile` writes)."""
+    return value.replace(b".", b"", 1).isdigit() or value in (b"", b".")
+
+
+def _records_verbatim(records: dict[bytes, bytes], header: np.ndarray) -> bool | None:
+    """Whether a pax header's records let its member (ustar header `header`) be copied
+    verbatim; None when a record changes what the reader reports."""
+    name = bytes(header[:_NAME]).split(b"\0", 1)[0]
+    size = _octal(header[None, 124:135])
+    verbatim = True
+    for keyword, value in records.items():
+        if keyword.startswith(SPARSE_PREFIX):
+            return None
+        if keyword == PATH_KEYWORD and value != name:
+            return None
+        if keyword == SIZE_KEYWORD and not (
+            value.isdigit() and size is not None and int(value) == int(size[0])
+        ):
+            return None
+        verbatim &= keyword in VERBATIM_KEYWORDS and (
+            keyword not in _TIME_KEYWORDS or _time_value(value)
+        )
+    return verbatim
+
+
+def _pax_verbatim(
+    blocks: np.ndarray, heads: np.ndarray, sizes: np.ndarray, mm: mmap.mmap
+) -> np.ndarray | None:
+    """Per pax header (block numbers `heads`, `sizes` data bytes), whether its member may be
+    copied verbatim (the rule: module docstring); None when one is malformed or changes what
+    the reader reports. The common one, a single `NN mtime=...` record in one block, is
+    checked in bulk; others record by record."""
+    verbatim = _plain_names(blocks[heads, :_NAME]) & _fields_ok(blocks[heads])
+    verbatim &= _pad_is_zero(blocks, heads * BLOCK, sizes)
+    bulk = np.flatnonzero((sizes >= 10) & (sizes <= BLOCK))
     n = sizes[bulk]
     width = int(n.max()) if len(n) else 10
-    data = blocks[offsets[bulk] // BLOCK + 1, :width]
+    data = blocks[heads[bulk] + 1, :width]
     digits = data[:, :2] - np.uint8(ord("0"))
-    inside = np.arange(width) < (n - 1)[:, None]
+    column = np.arange(width)
+    inside = column < (n - 1)[:, None]
     common = (
         (digits <= 9).all(axis=1)
         & (digits.astype(np.int64) @ np.array([10, 1]) == n)
@@ -123,15 +242,24 @@ def _paxes_harmless(
         & (data[np.arange(len(n)), n - 1] == ord("\n"))
         & ~((data == ord("\n")) & inside).any(axis=1)
     )
-    rest = np.concatenate([offsets[bulk][~common], offsets[~bulk]])
-    rest_sizes = np.concatenate([n[~common], sizes[~bulk]])
-    for p, size in zip(rest.tolist(), rest_sizes.tolist(), strict=True):
+    value = inside & (column >= 9)
+    dots = ((data == ord(".")) & value).sum(axis=1)
+    timely = ~(value & ~_DIGITS[data] & (data != ord("."))).any(axis=1) & (dots <= 1)
+    verbatim[bulk[common]] &= timely[common]
+    for i in np.concatenate([bulk[~common], np.flatnonzero((sizes < 10) | (sizes > BLOCK))]):
+        start, size = int(heads[i]) * BLOCK + BLOCK, int(sizes[i])
+        follower = int(heads[i]) + 1 + -(-size // BLOCK)
+        if follower >= len(blocks):
+            return None
         try:
-            if relevant(parse_pax(mm[p + BLOCK : p + BLOCK + size])):
-                return False
+            records = parse_pax(mm[start : start + size])
         except PaxError:
-            return False
-    return True
+            return None
+        found = _records_verbatim(records, blocks[follower])
+        if found is None:
+            return None
+        verbatim[i] &= found
+    return verbatim
 
 
 @dataclass
@@ -174,16 +302,6 @@ def _names(fields: np.ndarray) -> _Names | None:
     return _Names(clean, keys, keys[:, :width] @ _HASH[:width], lower @ _HASH[:width])
 
 
-def _in_our_form(rows: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """Whether each header is `ustar_header` of its name and size. The headers passed
-    `_headers_ok` (size and checksum fields in our format, checksum right), so it is enough
-    that the name field is the name and every other byte is the template's (compared eight
-    bytes at a time)."""
-    differs = rows.view(np.uint64) ^ _TEMPLATE_WORDS
-    differs &= _ELSEWHERE_WORDS  # in place: a second large temporary costs more than the work
-    return ~differs.any(axis=1) & (rows[:, :_NAME] == names).all(axis=1)
-
-
 def _pad_is_zero(blocks: np.ndarray, header: np.ndarray, size: np.ndarray) -> np.ndarray:
     """Whether the bytes after each member's data, up to its block end, are all NUL (looked
     at eight bytes at a time: whole words after the data's end, the high bytes of the word
@@ -209,6 +327,7 @@ class _Index:
     mm: mmap.mmap
     expected: int = 0  # the block the next header must start at
     pax_before: int = -1  # offset of a pax header ending the chunk before, or -1
+    pax_before_verbatim: bool = True  # whether that pax header lets its member be verbatim
     previous_key: np.ndarray = field(default_factory=lambda: np.zeros((0, _NAME), np.uint8))
     parts: dict[str, list] = field(default_factory=dict)
 
@@ -235,47 +354,57 @@ class _Index:
         if self.expected > len(self.blocks):
             return False  # data past the end of the file: cut short
         is_pax, regular = flags == _PAX, flags == _REG
-        if not (is_pax | regular | (flags == _DIR)).all() or not _headers_ok(rows):
+        checksums = _checksums(rows)
+        if not (is_pax | regular | (flags == _DIR)).all() or checksums is None:
             return False
         pax_for = np.append(self.pax_before, np.where(is_pax[:-1], heads[:-1] * BLOCK, -1))
         if (~regular & (pax_for >= 0)).any():
             return False  # a pax header not followed by a regular member
-        self.pax_before = int(heads[-1]) * BLOCK if is_pax[-1] else -1
-        if not _paxes_harmless(self.blocks, heads[is_pax] * BLOCK, sizes[is_pax], self.mm):
+        pax_verbatim = _pax_verbatim(self.blocks, heads[is_pax], sizes[is_pax], self.mm)
+        if pax_verbatim is None:
             return False
+        allowed = np.ones(len(heads), dtype=bool)  # by the pax header, if any, before each
+        allowed[1:][is_pax[:-1]] = pax_verbatim[: int(is_pax[:-1].sum())]
+        allowed[0] = self.pax_before_verbatim
+        self.pax_before = int(heads[-1]) * BLOCK if is_pax[-1] else -1
+        self.pax_before_verbatim = bool(pax_verbatim[-1]) if is_pax[-1] else True
         members = np.flatnonzero(regular)
+        member_rows = rows if len(members) == len(rows) else rows[members]
         return self._add_members(
-            rows, members, heads[members] * BLOCK, sizes[members], pax_for[members]
+            member_rows,
+            heads[members] * BLOCK,
+            sizes[members],
+            pax_for[members],
+            allowed[members] & _fields_ok(member_rows),
+            checksums[members],
         )
 
     def _add_members(
         self,
         rows: np.ndarray,
-        members: np.ndarray,
         header: np.ndarray,
         size: np.ndarray,
         pax: np.ndarray,
+        verbatim: np.ndarray,
+        checksum: np.ndarray,
     ) -> bool:
-        """The regular members among a chunk's headers (`rows[members]`)."""
-        if not len(members):
+        """The regular members among a chunk's headers (their header blocks `rows`)."""
+        if not len(rows):
             return True
-        names = _names(rows[members, :_NAME])
+        names = _names(rows[:, :_NAME])
         if names is None or size.max() > TEXT_LIMIT:
             return False
         keys = np.concatenate([self.previous_key, names.keys])
         starts = np.concatenate([[True], (keys[1:] != keys[:-1]).any(axis=1)])
         starts = starts[len(self.previous_key) :]
         self.previous_key = names.keys[-1:]
-        normal = pax < 0  # without a pax header: perhaps in our form
-        if normal.any():
-            member_rows = rows if len(members) == len(rows) else rows[members]
-            normal &= _in_our_form(member_rows, names.fields)
         self._keep(
             header=header,
             size=size,
             pax=pax,
             names=names.fields,
-            normal=normal,
+            verbatim=verbatim,
+            checksum=checksum,
             new_sample=starts,
             key_hash=names.key_hash[starts],
             lower_hash=names.lower_hash,
@@ -297,16 +426,20 @@ class _Index:
             ordered = np.sort(hashes)
             if (ordered[1:] == ordered[:-1]).any():
                 return None
-        header, size, pax, normal = (
-            joined["header"],
-            joined["size"],
-            joined["pax"],
-            joined["normal"],
-        )
-        normal[normal] = _pad_is_zero(self.blocks, header[normal], size[normal])
+        header, size, pax = joined["header"], joined["size"], joined["pax"]
+        verbatim = joined["verbatim"] & _pad_is_zero(self.blocks, header, size)
         sample = np.cumsum(joined["new_sample"]) - 1
         start = np.where(pax >= 0, pax, header)
-        return Layout(start, header, size, sample, normal, joined["names"], int(sample[-1]) + 1)
+        return Layout(
+            start=start,
+            header=header,
+            size=size,
+            sample=sample,
+            verbatim=verbatim,
+            names=joined["names"],
+            checksum=joined["checksum"],
+            samples=int(sample[-1]) + 1,
+        )
 
 
 def index_shard(mm: mmap.mmap) -> Layout | None:

@@ -25,6 +25,7 @@ from pipelines.data_pruning import schema
 from pipelines.data_pruning.rows import Row, content_tables, row_stats, sample_row, shard_content
 from pipelines.data_pruning.workers import embedder_of
 from pipelines.embedders import Embedder
+from shards.copier import record_layout
 from shards.extensions import IMAGE_EXTENSIONS
 from shards.members import display_name
 from shards.paths import open_shard, shard_size
@@ -91,14 +92,17 @@ def decode_threads(ctx: Context) -> int:
 
 def embed_shard(ctx: Context, unit: str) -> dict:
     """The shard's content, embedded now unless this run already holds it (the same URL with
-    the same fingerprint), then linked as input shard `unit`. The phases' seconds are those of
-    this unit's work: none when the content was already there."""
+    the same fingerprint), with the layout of a local plain tar for reshard, then linked as
+    input shard `unit`. The phases' seconds are those of this unit's work: none when the
+    content was already there."""
     url, content, new = shard_content(ctx, unit)
     phases = Phases()
     if new:
         rows, embeddings, stats = _embed(ctx.config, url, phases, decode_threads(ctx))
+        with phases("read"):
+            layout = record_layout(url)
         with phases("write"):
-            schema.write_content(ctx.run, content, rows, embeddings, stats)
+            schema.write_content(ctx.run, content, rows, embeddings, stats, layout)
     return {**schema.link_content(ctx.run, unit, int(unit), content), **phases.stats()}
 
 

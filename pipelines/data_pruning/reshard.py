@@ -1,6 +1,8 @@
-"""reshard: copy the raw members of each input shard's kept samples, in order, into the output
-shard of the same name; beside it an img2dataset-style `_stats.json` and, when the input had
-one (img2dataset, DataComp), its per-shard `.parquet` filtered to the kept rows."""
+"""reshard: copy the members of each input shard's kept samples, in order, into the output
+shard of the same name (verbatim where they are safe: `shards.copier`; a local plain tar
+unchanged since embed by the layout embed recorded, without indexing it again); beside it an
+img2dataset-style `_stats.json` and, when the input had one (img2dataset, DataComp), its
+per-shard `.parquet` filtered to the kept rows."""
 
 from __future__ import annotations
 
@@ -68,10 +70,11 @@ def reshard_shard(ctx: Context, unit: str) -> dict:
     stem = schema.output_stem(cfg, int(unit))
     keep = schema.read_keep(ctx.run, unit)
     counts = schema.read_counts(ctx.run, unit)
+    layout = schema.read_layout(ctx.run, unit)  # recorded at embed: no second index
     out = output_folder(ctx)
     start = time.time()
     with out.open_atomic(f"{stem}.tar") as stream:
-        copied = copy_kept(source, keep, stream, cfg.storage_options)
+        copied = copy_kept(source, keep, stream, cfg.storage_options, layout)
     metadata = _kept_metadata(ctx, unit, source)
     if metadata is not None:
         schema.write_table(out, metadata, f"{stem}.parquet")

@@ -5,6 +5,9 @@ RUN/embed/content/<c>.*         a shard's float16 L2-normalised embeddings (.npy
                                 table without ids (.parquet) and stats (.json), named by the
                                 shard's URL and fingerprint, so a shard met again is not embedded
                                 again (added shards, a reordered list, a resumed run)
+RUN/embed/layout/<c>.npy        for a local plain tar the index took, where its members lie
+                                (`shards.tarindex.Layout.records`): reshard trusts it instead
+                                of indexing the shard again
 RUN/embed/<unit>.parquet|.json  the sample table of input shard <unit>, with ids; which content
                                 holds its embeddings
 RUN/cluster/                    centroids.npy, training_ids.npy (the seeded sample), clustering.json
@@ -47,6 +50,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from curation.storage import Folder
+from shards.tarindex import Layout
 
 if TYPE_CHECKING:
     from curation.stage import Context
@@ -195,12 +199,25 @@ def has_content(run: Folder, content: str) -> bool:
 
 
 def write_content(run: Folder, content: str, rows: pa.Table, embeddings: np.ndarray,
-                  stats: dict) -> None:  # fmt: skip
-    """A shard's embedding results (rows without id and shard columns); the stats last, as
-    the mark that the content is complete."""
+                  stats: dict, layout: Layout | None = None) -> None:  # fmt: skip
+    """A shard's embedding results (rows without id and shard columns) and, if it was
+    indexed, its layout; the stats last, as the mark that the content is complete."""
     save_array(run, embeddings, "embed", "content", f"{content}.npy")
     write_table(run, rows, "embed", "content", f"{content}.parquet")
+    if layout is not None:
+        save_array(run, layout.records(), "embed", "layout", f"{content}.npy")
     run.write_json(stats, "embed", "content", f"{content}.json")
+
+
+def read_layout(run: Folder, unit: str) -> Layout | None:
+    """The layout recorded when input shard `unit` was read, if it was (a local plain tar
+    that the index took); None otherwise (precomputed embeddings, remote or compressed)."""
+    if not run.exists("embed", f"{unit}.json"):
+        return None
+    content = run.read_json("embed", f"{unit}.json")["content"]
+    if not run.exists("embed", "layout", f"{content}.npy"):
+        return None
+    return Layout.from_records(load_array(run, "embed", "layout", f"{content}.npy"))
 
 
 def link_content(run: Folder, unit: str, index: int, content: str) -> dict:

@@ -10,6 +10,7 @@ from curation import progress
 from curation.stage import Context
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.rows import Row, content_tables, row_stats, sample_row, shard_content
+from shards.copier import record_layout
 from shards.paths import open_shard
 from shards.tario import Sample, ShardFormatError, iter_samples
 
@@ -44,7 +45,7 @@ def read_shard(ctx: Context, unit: str) -> dict:
         rows, shard_error = _rows(url, ctx.config)
         progress.advance(len(rows), 1.0)
         schema.write_content(ctx.run, content, *content_tables(rows, [None] * len(rows)),
-                             row_stats(rows, shard_error))  # fmt: skip
+                             row_stats(rows, shard_error), record_layout(url))  # fmt: skip
     return schema.link_content(ctx.run, unit, int(unit), content)
 
 

@@ -1,6 +1,7 @@
-"""`copy_kept` (issue 13): the indexed path over a memory map writes byte for byte what the
-per-sample reader and `TarWriter` write, copies shards curate wrote as raw ranges, stays
-deterministic, and fails clearly: kept samples missing, a full disk."""
+"""`copy_kept` (issue 13): the indexed path copies safe members verbatim (the rule of
+`shards.tarindex`, worked out again here from what `tarfile` reports) and writes the others as
+the per-sample reader and `TarWriter` do; it trusts a recorded layout only as far as the
+headers it checks, stays deterministic, and fails clearly: kept samples missing, a full disk."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import gzip
 import io
 import lzma
 import mmap
+import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -19,12 +22,13 @@ import webdataset as wds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import shards.copier
 from curation.errors import CurateError
 from curation.storage import Folder
-from shards.copier import _plain_descriptor, copy_kept, copy_samples
-from shards.tarindex import index_shard, ustar_headers
+from shards.copier import _plain_descriptor, copy_kept, copy_samples, record_layout
+from shards.tarindex import Layout, index_shard, ustar_headers
 from shards.tario import ShardFormatError, TarWriter, iter_samples, ustar_header
-from tests.shards.tarbuild import archive, header, member, written
+from tests.shards.tarbuild import archive, header, member, pax, record, written
 
 RNG = np.random.default_rng(11)
 
@@ -55,6 +59,64 @@ def _layout(path: Path):
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         layout = index_shard(mapped)
     return layout
+
+
+BLOCK = 512
+_NUMBERS = re.compile(rb"0000[0-7]{3}\0[0-7]{7}\0[0-7]{7}\0[0-7]{11}\0[0-7]{11}\0")
+_DEVICES = re.compile(rb"([0-7]{7}\0|\0{8}){2}")
+_TIME = re.compile(r"[0-9]*\.?[0-9]*")
+
+
+def _fields_ok(block: bytes) -> bool:
+    return bool(
+        _NUMBERS.fullmatch(block[100:148]) and _DEVICES.fullmatch(block[329:345])
+    )  # mode without sticky/setid bits, uid, gid, size, mtime; devices
+
+
+def _nul_after(data: bytes, end: int) -> bool:
+    return not data[end : end + -end % BLOCK].strip(b"\0")
+
+
+def _verbatim(data: bytes, info: tarfile.TarInfo) -> bool:
+    """The verbatim rule, from what `tarfile` reports of a member of a shard the index took."""
+    head, end = info.offset_data - BLOCK, info.offset_data + info.size
+    if not _fields_ok(data[head : head + BLOCK]) or not _nul_after(data, end):
+        return False
+    if info.offset == head:
+        return True  # no pax header
+    block = data[info.offset : info.offset + BLOCK]
+    name = block[:100].split(b"\0", 1)[0]
+    records = info.pax_headers
+    return (
+        _fields_ok(block)
+        and _nul_after(data, info.offset + BLOCK + int(block[124:135], 8))
+        and bool(name) and not name.startswith(b"/") and b".." not in name
+        and all(32 <= c < 127 for c in name)
+        and set(records) <= {"mtime", "atime", "ctime", "path", "size"}
+        and all(_TIME.fullmatch(records[k]) for k in ("mtime", "atime", "ctime") if k in records)
+    )  # fmt: skip
+
+
+def _rule_bytes(path: Path, keep) -> bytes:
+    """What the output rule asks for: each kept member's input bytes when it is verbatim,
+    else `TarWriter`'s; then the end blocks and padding to a record."""
+    data, wanted = path.read_bytes(), set(np.asarray(keep).tolist())
+    with tarfile.open(path) as tar:
+        infos = {m.name: m for m in tar if m.isreg()}
+    parts = []
+    for sample in iter_samples(io.BytesIO(data)):
+        for m in sample.members if sample.position in wanted else []:
+            info, size = infos[m.name], len(m.data)
+            if _verbatim(data, info):
+                parts.append(data[info.offset : info.offset_data + size + -size % BLOCK])
+            else:
+                parts.append(ustar_header(m.name, size) + bytes(m.data) + bytes(-size % BLOCK))
+    body = b"".join(parts)
+    return body + bytes(2 * BLOCK + -(len(body) + 2 * BLOCK) % 10240)
+
+
+def _members(data: bytes) -> list[tuple[str, bytes]]:
+    return [(m.name, bytes(m.data)) for s in iter_samples(io.BytesIO(data)) for m in s.members]
 
 
 def _keeps(count: int) -> list[list[int]]:
@@ -91,25 +153,47 @@ def _shards(tmp_path: Path) -> dict[str, Path]:
     return shards
 
 
-def test_the_index_writes_what_the_per_sample_path_writes(tmp_path):
+def test_the_index_writes_what_the_rule_says_and_the_members_the_reader_reads(tmp_path):
     for label, path in _shards(tmp_path).items():
         layout = _layout(path)
         assert layout is not None, label
         for keep in _keeps(layout.samples):
             data, method = _copied(path, keep)
             assert method == "index"
-            assert data == _per_sample(path, keep), (label, keep)
+            assert data == _rule_bytes(path, keep), (label, keep)
+            assert _members(data) == _members(_per_sample(path, keep)), (label, keep)
 
 
-def test_a_shard_curate_wrote_is_copied_as_raw_ranges(tmp_path):
+def test_a_webdataset_shard_kept_whole_is_its_own_bytes_and_our_end(tmp_path):
     source = _webdataset_shard(tmp_path / "wds.tar")
-    ours = tmp_path / "ours.tar"
-    ours.write_bytes(_copied(source, range(12))[0])
-    layout = _layout(ours)
-    assert layout.normal.all() and not _layout(source).normal.any()
-    assert _copied(ours, range(12))[0] == ours.read_bytes()  # keep all: the same bytes
+    data, layout = source.read_bytes(), _layout(source)
+    assert layout.verbatim.all()  # a pax header with mtime alone before every member
+    end = int(layout.end[-1])
+    copied = _copied(source, range(12))[0]
+    assert copied[:end] == data[:end] and not copied[end:].strip(b"\0")
+    assert len(copied) % 10240 == 0
+
+
+def test_keep_half_gives_each_kept_samples_input_bytes(tmp_path):
+    source = _webdataset_shard(tmp_path / "wds.tar")
+    data, layout = source.read_bytes(), _layout(source)
+    keep = [1, 2, 5, 8, 9, 11]
+    spans = [
+        data[int(layout.start[layout.sample == k][0]) : int(layout.end[layout.sample == k][-1])]
+        for k in keep
+    ]
+    copied = _copied(source, keep)[0]
+    body = b"".join(spans)
+    assert copied[: len(body)] == body and not copied[len(body) :].strip(b"\0")
+
+
+def test_a_shard_curate_wrote_comes_out_identical(tmp_path):
+    source = tmp_path / "in.tar"
+    source.write_bytes(_per_sample(_webdataset_shard(tmp_path / "wds.tar"), range(12)))
+    assert _layout(source).verbatim.all()
+    assert _copied(source, range(12))[0] == source.read_bytes()  # keep all: the same bytes
     for keep in _keeps(12):
-        assert _copied(ours, keep)[0] == _per_sample(ours, keep)
+        assert _copied(source, keep)[0] == _per_sample(source, keep)
 
 
 def test_the_output_is_a_tar_webdataset_and_tarfile_read(tmp_path):
@@ -121,8 +205,97 @@ def test_the_output_is_a_tar_webdataset_and_tarfile_read(tmp_path):
     assert out.stat().st_size % 10240 == 0
     keys = [s["__key__"] for s in wds.WebDataset(str(out), shardshuffle=False)]
     assert keys == ["000001", "000004", "000005", "000011"]
-    with tarfile.open(out) as tar:
-        assert all((m.mtime, m.mode, m.uid, m.uname) == (0, 0o644, 0, "") for m in tar)
+    samples = list(wds.WebDataset(str(out), shardshuffle=False))
+    expected = list(wds.WebDataset(str(source), shardshuffle=False))
+    assert [(s["__key__"], s["jpg"], s["txt"]) for s in samples] == [
+        (s["__key__"], s["jpg"], s["txt"]) for s in expected if s["__key__"] in keys
+    ]
+    with tarfile.open(out) as tar, tarfile.open(source) as given:
+        inputs = {m.name: m for m in given}
+        for m in tar:  # verbatim: the input's own metadata
+            assert (m.mtime, m.mode, m.size) == tuple(
+                getattr(inputs[m.name], k) for k in ("mtime", "mode", "size")
+            )
+            assert tar.extractfile(m).read() == given.extractfile(inputs[m.name]).read()
+
+
+def _with(odd: bytes) -> bytes:
+    """Three samples around one odd member (sample 1)."""
+    return archive(
+        member(b"000.jpg", b"a" * 700),
+        member(b"000.txt", b"t"),
+        odd,
+        member(b"001.txt", b"u" * 30),
+        member(b"002.jpg", b"c" * 513),
+    )
+
+
+_MTIME = pax(record("mtime", b"1700000000.25"))
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        pax(record("comment", b"hi")) + member(b"001.jpg", b"b" * 600),
+        pax(record("mtime", b"1.5") + record("linkpath", b"x")) + member(b"001.jpg", b"b"),
+        pax(record("hdrcharset", b"BINARY")) + member(b"001.jpg", b"b"),
+        pax(record("SCHILY.xattr.user.x", b"1")) + member(b"001.jpg", b"b"),
+        pax(record("mtime", b"soon")) + member(b"001.jpg", b"b"),
+        header(b"001.jpg", 3) + b"bad" + b"\xff" + bytes(508),  # padding not NUL
+        pax(record("mtime", b"1")) + header(b"001.jpg", 1) + b"b" + b"x" + bytes(510),
+        member(b"001.jpg", b"b", extra={100: b"0004755\0"}),  # setuid
+        member(b"001.jpg", b"b", extra={136: b"   1234567 "}),  # mtime not as tarfile writes
+        member(b"001.jpg", b"b", extra={329: b"0000001 "}),  # a device number ending in a space
+        member(b"././@PaxHeader", b"11 mtime=1\n", b"x", extra={0: b"../up\0"})
+        + member(b"001.jpg", b"b"),  # a pax header named to escape, for readers without pax
+    ],
+)
+def test_only_the_members_that_need_it_are_normalised(tmp_path, odd):
+    path = tmp_path / "odd.tar"
+    path.write_bytes(_with(odd))
+    layout = _layout(path)
+    assert layout.verbatim.tolist() == [True, True, False, True, True]
+    for keep in _keeps(3):
+        data = _copied(path, keep)[0]
+        assert data == _rule_bytes(path, keep)
+        assert _members(data) == _members(_per_sample(path, keep))
+    with tarfile.open(tmp_path / "odd.tar") as tar:
+        assert tar.getnames() == ["000.jpg", "000.txt", "001.jpg", "001.txt", "002.jpg"]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        _MTIME + member(b"001.jpg", b"b") + pax(record("path", b"001.x")) + member(b"001.x"),
+        pax(record("size", b"1")) + member(b"001.jpg", b"b"),
+        pax(record("path", b"001.jpg") + record("atime", b"2")) + member(b"001.jpg", b"b"),
+    ],
+)
+def test_harmless_pax_records_stay_verbatim(tmp_path, odd):
+    path = tmp_path / "pax.tar"
+    path.write_bytes(_with(odd))
+    layout = _layout(path)
+    assert layout.verbatim.all()
+    end = int(layout.end[-1])
+    assert _copied(path, range(3))[0][:end] == path.read_bytes()[:end]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        member("caf\xe9.jpg".encode("latin-1"), b"b"),  # a name not printable ASCII
+        member(b"././@LongLink", b"001.jpg\0", b"L") + member(b"001.jpg", b"b"),  # GNU long name
+        member(b"001.jpg", b"b", size_field=b"\x80" + (1).to_bytes(11, "big")),  # base-256
+        pax(record("path", b"001.png")) + member(b"001.jpg", b"b"),  # a path unlike the name
+    ],
+)
+def test_members_the_index_declines_normalise_the_whole_shard(tmp_path, odd):
+    """Such a shard goes through the per-sample reader: every member gets our header."""
+    path = tmp_path / "declined.tar"
+    path.write_bytes(_with(odd))
+    assert _layout(path) is None
+    data, method = _copied(path, [0, 1, 2])
+    assert (data, method) == (_per_sample(path, [0, 1, 2]), "per-sample")
 
 
 def test_the_same_input_gives_the_same_bytes_even_after_a_killed_run(tmp_path):
@@ -206,22 +379,26 @@ def test_an_empty_selection_or_shard_writes_an_empty_tar(tmp_path):
 
 
 @pytest.mark.parametrize("compress", [lambda d: gzip.compress(d, mtime=0), lzma.compress])
-def test_compressed_shards_are_streamed_and_give_the_same_bytes(tmp_path, compress):
+def test_compressed_shards_are_streamed_and_normalised_whole(tmp_path, compress):
     source = _webdataset_shard(tmp_path / "wds.tar")
     packed = tmp_path / "wds.tar.x"
     packed.write_bytes(compress(source.read_bytes()))
     for keep in _keeps(12):
-        assert _copied(packed, keep) == (_copied(source, keep)[0], "per-sample")
+        data, method = _copied(packed, keep)
+        assert (data, method) == (_per_sample(source, keep), "per-sample")
+        assert _members(data) == _members(_copied(source, keep)[0])
 
 
-def test_a_url_is_streamed_and_gives_the_same_bytes(tmp_path):
+def test_a_url_is_streamed_and_normalised_whole(tmp_path):
     source = _webdataset_shard(tmp_path / "wds.tar")
     with fsspec.open("memory://shards/wds.tar", "wb") as f:
         f.write(source.read_bytes())
     assert _copied("memory://shards/wds.tar", [0, 3, 7]) == (
-        _copied(source, [0, 3, 7])[0],
+        _per_sample(source, [0, 3, 7]),
         "per-sample",
     )
+    assert _copied(f"file://{source}", [0, 3, 7]) == _copied(source, [0, 3, 7])  # local
+    assert _stored(record_layout(f"file://{source}")).samples == 12
 
 
 def _mapped(path: Path) -> bool:
@@ -327,7 +504,7 @@ def test_any_shard_the_index_takes_it_reads_as_iter_samples_does(tmp_path, membe
     keep = passing[np.random.default_rng(keep_seed).random(len(passing)) < 0.6]
     out, method = _copied(path, keep)
     assert method == ("index" if layout is not None else "per-sample")
-    assert out == _per_sample(path, keep)
+    assert out == (_per_sample(path, keep) if layout is None else _rule_bytes(path, keep))
 
 
 def test_the_index_takes_the_shards_real_writers_write(tmp_path):
@@ -375,7 +552,12 @@ def test_a_damaged_shard_never_breaks_the_copy(tmp_path, cut, flips):
         assert damage is None
         assert layout.sample.tolist() == [s.position for s in samples for _ in s.members]
     passing = [s.position for s in samples if s.error is None and not s.unsafe_names]
-    assert _copied(path, passing)[0] == _per_sample(path, passing)
+    copied = _copied(path, passing)[0]
+    assert _members(copied) == _members(_per_sample(path, passing))
+    if layout is None:
+        assert copied == _per_sample(path, passing)
+    with tarfile.open(fileobj=io.BytesIO(copied)) as tar:  # what went out verbatim reads
+        assert tar.getnames() == [name for name, _ in _members(copied)]
 
 
 def test_the_output_folders_files_are_written_straight_to_their_descriptor(tmp_path):
@@ -386,3 +568,160 @@ def test_the_output_folders_files_are_written_straight_to_their_descriptor(tmp_p
     assert _plain_descriptor(io.BytesIO()) is None
     with gzip.open(tmp_path / "x.gz", "wb") as compressed:
         assert _plain_descriptor(compressed) is None
+
+
+def _stored(layout: Layout) -> Layout:
+    """The layout as reshard gets it back from the run directory."""
+    buffer = io.BytesIO()
+    np.save(buffer, layout.records(), allow_pickle=False)
+    buffer.seek(0)
+    return Layout.from_records(np.load(buffer, allow_pickle=False))
+
+
+def _to_file(path: Path, source: Path, keep, layout=None):
+    with open(path, "wb") as out:
+        stats = copy_kept(str(source), np.asarray(keep, dtype=np.int64), out, layout=layout)
+    return path.read_bytes(), stats.method
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("not to be called")
+
+
+def test_a_recorded_layout_survives_storage(tmp_path):
+    layout = record_layout(str(_webdataset_shard(tmp_path / "wds.tar")))
+    back = _stored(layout)
+    for name in ("start", "header", "size", "sample", "verbatim", "names", "checksum"):
+        assert np.array_equal(getattr(back, name), getattr(layout, name)), name
+    assert back.samples == layout.samples == 12
+    packed = tmp_path / "wds.tar.gz"
+    packed.write_bytes(gzip.compress((tmp_path / "wds.tar").read_bytes()))
+    assert record_layout(str(packed)) is None and record_layout("memory://x/y.tar") is None
+
+
+def test_a_recorded_layout_is_used_instead_of_indexing_and_maps_nothing(tmp_path, monkeypatch):
+    source = _webdataset_shard(tmp_path / "wds.tar", 30)
+    layout = _stored(record_layout(str(source)))
+    expected = {tuple(k): _copied(source, k)[0] for k in _keeps(30)}
+    monkeypatch.setattr(shards.copier, "index_shard", _refuse)
+    monkeypatch.setattr(shards.copier._LocalTar, "mapped", _refuse)  # all verbatim: no map
+    for keep, data in expected.items():
+        assert _to_file(tmp_path / "out.tar", source, keep, layout) == (data, "recorded")
+
+
+def test_a_recorded_layout_with_members_to_normalise_gives_the_same_bytes(tmp_path, monkeypatch):
+    path = tmp_path / "odd.tar"
+    path.write_bytes(_with(pax(record("comment", b"hi")) + member(b"001.jpg", b"b" * 600)))
+    layout = _stored(record_layout(str(path)))
+    monkeypatch.setattr(shards.copier, "index_shard", _refuse)
+    for keep in _keeps(3):
+        assert _to_file(tmp_path / "out.tar", path, keep, layout) == (
+            _rule_bytes(path, keep),
+            "recorded",
+        )
+
+
+def test_without_a_recorded_layout_the_shard_is_indexed(tmp_path, monkeypatch):
+    source = _webdataset_shard(tmp_path / "wds.tar")
+    indexed = []
+    monkeypatch.setattr(
+        shards.copier, "index_shard", lambda mm: indexed.append(1) or index_shard(mm)
+    )
+    assert _to_file(tmp_path / "out.tar", source, [0, 5])[1] == "index"
+    assert indexed == [1]
+
+
+def _same_stat(path: Path, data: bytes) -> None:
+    """Replace the file with `data` of the same size, keeping its mtime (what a fingerprint
+    cannot see)."""
+    stat = path.stat()
+    assert len(data) == stat.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize("keep", [range(12), [3, 7], [11]])
+def test_a_shard_replaced_with_the_same_size_and_mtime_is_refused(tmp_path, keep):
+    source = _webdataset_shard(tmp_path / "wds.tar")
+    layout = record_layout(str(source))
+    rng = np.random.default_rng(5)
+    with wds.TarWriter(str(tmp_path / "other.tar")) as sink:  # other names, same sizes
+        for i in range(12):
+            sink.write({"__key__": f"x{i:05d}", "jpg": rng.bytes(300 + 97 * i), "txt": "c" * i})
+    _same_stat(source, (tmp_path / "other.tar").read_bytes())
+    with pytest.raises(CurateError, match=rf"shard {source} changed since it was embedded"):
+        copy_kept(str(source), np.asarray(keep), io.BytesIO(), layout=layout)
+
+
+def test_a_shard_cut_short_under_a_recorded_layout_is_refused(tmp_path):
+    source = _webdataset_shard(tmp_path / "wds.tar")
+    layout = record_layout(str(source))
+    source.write_bytes(source.read_bytes()[:4096])
+    with pytest.raises(CurateError, match=rf"shard {source} changed .* ends before"):
+        copy_kept(str(source), np.arange(12), io.BytesIO(), layout=layout)
+
+
+def _unsupported(*args):
+    raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+
+@pytest.mark.parametrize(
+    "missing", [["copy_file_range"], ["copy_file_range", "sendfile"]], ids=["sendfile", "reads"]
+)
+def test_where_the_kernel_cannot_copy_ranges_the_bytes_are_the_same(tmp_path, monkeypatch, missing):
+    source = _webdataset_shard(tmp_path / "wds.tar", 30)
+    keeps = _keeps(30)
+    expected = [_copied(source, keep)[0] for keep in keeps]
+    for name in missing:
+        monkeypatch.setattr(os, name, _unsupported)
+    for keep, data in zip(keeps, expected, strict=True):
+        assert _to_file(tmp_path / "out.tar", source, keep)[0] == data
+
+
+def test_an_output_opened_to_append_gets_the_same_bytes(tmp_path):
+    """`copy_file_range` refuses a file opened to append (EBADF): the next way down copies."""
+    source = _webdataset_shard(tmp_path / "wds.tar", 30)
+    keep = np.arange(0, 30, 2)
+    out = tmp_path / "out.tar"
+    with open(out, "ab") as f:
+        copy_kept(str(source), keep, f)
+    assert out.read_bytes() == _copied(source, keep)[0]
+
+
+def test_short_range_copies_continue_where_they_stopped(tmp_path, monkeypatch):
+    source = _webdataset_shard(tmp_path / "wds.tar", 30)
+    expected = _copied(source, range(30))[0]
+    real, calls = os.copy_file_range, []
+
+    def short(src, dst, count, offset=None):
+        calls.append(count)
+        return real(src, dst, min(count, 700), offset)
+
+    monkeypatch.setattr(os, "copy_file_range", short)
+    assert _to_file(tmp_path / "out.tar", source, range(30))[0] == expected
+    assert len(calls) == -(-int(_layout(source).end[-1]) // 700)  # one run, 700 bytes a call
+
+
+def test_a_killed_copy_into_the_output_folder_runs_again_to_the_same_bytes(tmp_path, monkeypatch):
+    """As a reshard unit resumes: the killed attempt leaves no file; the rerun writes the
+    bytes an uninterrupted run writes."""
+    source = _webdataset_shard(tmp_path / "wds.tar", 40)
+    keep, layout = np.arange(0, 40, 3), record_layout(str(source))
+    expected = _copied(source, keep)[0]
+    real, calls = os.copy_file_range, []
+
+    def killed(src, dst, count, offset=None):
+        calls.append(count)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return real(src, dst, count, offset)
+
+    folder = Folder(str(tmp_path / "out"))
+    monkeypatch.setattr(os, "copy_file_range", killed)
+    with pytest.raises(KeyboardInterrupt), folder.open_atomic("00000.tar") as stream:
+        copy_kept(str(source), keep, stream, layout=layout)
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setattr(os, "copy_file_range", real)
+    with folder.open_atomic("00000.tar") as stream:
+        copy_kept(str(source), keep, stream, layout=layout)
+    assert (tmp_path / "out" / "00000.tar").read_bytes() == expected

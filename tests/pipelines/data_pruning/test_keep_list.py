@@ -87,6 +87,7 @@ def test_the_listed_samples_are_kept_without_a_model(dataset, listed_run):
     run = out / "_run"
     assert not (run / "cluster").exists()  # no clustering, no embeddings
     assert schema.read_embeddings(Folder(str(run)), "00000").shape == (12, 0)
+    assert schema.read_layout(Folder(str(run)), "00000").samples == 12  # read once: recorded
 
 
 def test_a_list_replaced_at_its_path_is_matched_again(dataset, tmp_path):
