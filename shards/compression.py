@@ -73,7 +73,7 @@ def _decoder(kind: str, stream: BinaryIO) -> BinaryIO:
         return bz2.BZ2File(stream)
     if zstandard is None:
         raise UnsupportedCompression(
-            "zstd-compressed shard: install the zstandard module to read it"
+            "zstd-compressed shard: install the zstandard module (curate[zstd]) to read it"
         )
     return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
 
