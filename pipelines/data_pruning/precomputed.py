@@ -35,6 +35,7 @@ from curation.stage import Context
 from curation.storage import Folder, filesystem
 from pipelines.data_pruning import schema
 from pipelines.data_pruning.rows import content_tables, row_stats, sample_row, shard_content
+from shards.copier import record_layout
 from shards.paths import is_url, open_shard
 from shards.tario import Sample, ShardFormatError, iter_samples
 
@@ -338,7 +339,7 @@ def embed_precomputed(ctx: Context, unit: str) -> dict:
         vectors = [v if r.error is None else None for r, v in zip(rows, vectors, strict=True)]
         progress.advance(len(rows), 1.0)
         schema.write_content(ctx.run, content, *content_tables(rows, vectors),
-                             row_stats(rows, shard_error))  # fmt: skip
+                             row_stats(rows, shard_error), record_layout(url))  # fmt: skip
     return schema.link_content(ctx.run, unit, int(unit), content)
 
 
