@@ -26,6 +26,7 @@ from pipelines.validation.pipeline import (
     teachers,
     validate_stages,
 )
+from pipelines.validation.selections import random_counterpart
 from pipelines.validation.uncertainty import accuracy_interval, difference_interval
 
 VALIDATE_FILES = ("results.json", "results.csv", "results.md")
@@ -246,7 +247,9 @@ def sweep_summary(folder: Folder, job: Job) -> dict:
     by_key = {r["key"]: r for r in rows}
     full = by_key.get(FULL)
     for row in rows:
-        random = by_key.get(f"random@{row['rate']:g}{'@kd' if row['kd'] else ''}")
+        counterpart = None if row["selection"] == FULL else random_counterpart(
+            job.selection(row["selection"]), job.selections)  # fmt: skip
+        random = counterpart and by_key.get(f"{counterpart.name}{'@kd' if row['kd'] else ''}")
         row["vs_random"] = _difference(row, random, stacked)
         row["vs_full"] = _difference(row, full, stacked)
     skipped = {}
@@ -269,7 +272,7 @@ def sweep_summary(folder: Folder, job: Job) -> dict:
 
 def cell(row: dict) -> str:
     """A row's accuracy in percent with its interval, and ^ or v when it is established above
-    or below random at the same rate and KD."""
+    or below its random counterpart (`random_counterpart`)."""
     mark = ""
     if row.get("vs_random") and row["vs_random"]["established"]:
         mark = " ^" if row["vs_random"]["difference"] > 0 else " v"
@@ -284,7 +287,8 @@ def sweep_markdown(result: dict) -> str:
         f"Test top-1 accuracy (%) [95% interval] on {result['test_size']} samples "
         f"({result['test_source']}), {len(result['seeds'])} seed(s); {result['model']} on "
         f"{result['on']}, {result['matched_compute']} (matched compute). "
-        "^ / v: established above / below random at the same rate and KD.",
+        "^ / v: established above / below random at the same rate and KD (class-balanced random "
+        "for a class-balanced selection).",
         "",
         "| selection | KD | full data | "
         + " | ".join(f"rate {r:g} (keep {1 - r:.0%})" for r in rates) + " |",

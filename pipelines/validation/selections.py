@@ -97,6 +97,15 @@ def plan_selections(run: PruneConfig, plan: SweepPlan, options: SweepOptions) ->
     return found
 
 
+def random_counterpart(selection: Selection, selections: list[Selection]) -> Selection | None:
+    """The random selection `selection` is compared with: at its rate, with the most of its
+    option values (those that change a random draw: a class-balanced selection against the
+    class-balanced random one); itself for a random selection."""
+    found = [s for s in selections if s.metric == RANDOM and s.rate == selection.rate
+             and s.overrides.items() <= selection.overrides.items()]  # fmt: skip
+    return max(found, key=lambda s: len(s.overrides), default=None)
+
+
 def scoring_configs(run: Folder, config: PruneConfig,
                     selections: list[Selection]) -> list[PruneConfig]:  # fmt: skip
     """One config per distinct set of scoring stages the selections read, after checking that

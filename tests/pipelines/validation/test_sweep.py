@@ -28,6 +28,8 @@ from pipelines.data_pruning.finished import open_run
 from pipelines.data_pruning.workers import embedder_of
 from pipelines.validation.config import SweepOptions, SweepPlan, ValidationConfig
 from pipelines.validation.runner import sweep
+from pipelines.validation.selections import Selection, random_counterpart
+from pipelines.validation.uncertainty import difference_interval
 from tests.builders import write_shards
 from tests.runs import run_prune
 
@@ -119,6 +121,37 @@ def test_per_class_is_swept_like_a_criterion_option(run_copy):
     shares = np.bincount(samples.label[kept], minlength=pool.max() + 1)
     target = np.bincount(pool) * len(kept) / len(pool)
     assert np.abs(shares - target).max() < 1  # largest remainders: within one of each share
+    rows = {r["selection"]: r for r in result["rows"]}
+    for balanced in (False, True):  # each compared with the random draw of its own kind
+        suffix = "@per_class=True" if balanced else ""
+        expected = difference_interval(*(_answers(run_copy, f"{name}@0.5{suffix}@seed0")
+                                         for name in ("prototypicality", "random")))  # fmt: skip
+        assert rows[f"prototypicality@0.5{suffix}"]["vs_random"] == expected
+
+
+def test_each_selection_is_compared_with_the_random_draw_of_its_kind():
+    def selection(name: str) -> Selection:
+        metric, rate, *options = name.split("@")
+        overrides = dict(o.split("=") for o in options)
+        return Selection(name=name, metric=metric, rate=float(rate), overrides=overrides,
+                         label=name)  # fmt: skip
+
+    planned = [selection(n) for n in ("random@0.5", "random@0.5@per_class=True", "random@0.9",
+                                      "prototypicality@0.5@keep=easy@per_class=True",
+                                      "prototypicality@0.5@keep=easy", "el2n@0.9")]  # fmt: skip
+    counterpart = {s.name: random_counterpart(s, planned).name for s in planned}
+    assert counterpart == {
+        "random@0.5": "random@0.5", "random@0.5@per_class=True": "random@0.5@per_class=True",
+        "random@0.9": "random@0.9",
+        "prototypicality@0.5@keep=easy@per_class=True": "random@0.5@per_class=True",
+        "prototypicality@0.5@keep=easy": "random@0.5", "el2n@0.9": "random@0.9",
+    }  # fmt: skip
+    assert random_counterpart(selection("el2n@0.7"), planned) is None  # no random at 0.7
+
+
+def _answers(run: str, unit: str) -> np.ndarray:
+    """A trained unit's test answers, stacked as the results stage stacks one seed."""
+    return np.load(Path(run) / "sweep" / "train" / f"{unit}.npy")[None].astype(np.float64)
 
 
 def test_adding_a_rate_or_a_value_trains_only_the_new_units(run_copy, monkeypatch):
