@@ -3,8 +3,6 @@ with kept and pruned per class and what the EL2N probes measured."""
 
 from __future__ import annotations
 
-import io
-
 import pyarrow.parquet as pq
 
 from curation import rundir
@@ -21,11 +19,11 @@ def write_summary(ctx: Context, unit: str) -> dict:
     cfg = ctx.config
     out = output_folder(ctx)
     units = schema.shard_units(ctx)
-    buffer = io.BytesIO()
-    with pq.ParquetWriter(buffer, schema.DECISION_SCHEMA) as writer:  # one shard at a time
+    with out.open_atomic(schema.DECISIONS) as stream:  # streamed, a shard at a time
+        writer = pq.ParquetWriter(stream, schema.DECISION_SCHEMA)
         for shard_unit in units:
             writer.write_table(schema.read_decisions(ctx.run, shard_unit))
-    out.write_bytes(buffer.getvalue(), schema.DECISIONS)
+        writer.close()  # the footer; on an error nothing is closed, and nothing published
     kept_uids = _write_kept_uids(ctx, out, units)
     counts = [schema.read_counts(ctx.run, u) for u in units]
     totals = schema.sum_counts(counts)
