@@ -20,7 +20,9 @@ def write_summary(ctx: Context, unit: str) -> dict:
     out = output_folder(ctx)
     units = schema.shard_units(ctx)
     with out.open_atomic(schema.DECISIONS) as stream:  # streamed, a shard at a time
-        writer = pq.ParquetWriter(stream, schema.DECISION_SCHEMA)
+        writer = pq.ParquetWriter(
+            stream, schema.DECISION_SCHEMA, use_dictionary=schema.DECISION_DICTIONARY
+        )
         for shard_unit in units:
             writer.write_table(schema.read_decisions(ctx.run, shard_unit))
         writer.close()  # the footer; on an error nothing is closed, and nothing published
