@@ -30,6 +30,7 @@ Two paths to those bytes:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import mmap
@@ -117,8 +118,13 @@ class _LocalTar:
         return self._map
 
     def close(self) -> None:
+        """Unmap now, unless a view of the map is still alive elsewhere: a dask worker's
+        sampling profiler holds finished frames, with their numpy views, a moment longer.
+        Then the map is unmapped when its last view goes (it is read-only: nothing is lost)."""
         if self._map is not None:
-            self._map.close()
+            with contextlib.suppress(BufferError):
+                self._map.close()
+            self._map = None
 
 
 @contextmanager

@@ -164,6 +164,23 @@ def test_the_index_writes_what_the_rule_says_and_the_members_the_reader_reads(tm
             assert _members(data) == _members(_per_sample(path, keep)), (label, keep)
 
 
+def test_a_view_held_elsewhere_does_not_fail_the_shard(tmp_path, monkeypatch):
+    """As in a dask worker, whose profiler keeps a finished frame (and its views of the map)
+    alive: the layout and the copy still come, and the map goes with the last view."""
+    source = _webdataset_shard(tmp_path / "wds.tar")
+    held = []
+    real = shards.copier.index_shard
+
+    def holding(mm):
+        held.append(np.frombuffer(mm, np.uint8))
+        return real(mm)
+
+    monkeypatch.setattr(shards.copier, "index_shard", holding)
+    assert record_layout(str(source)).samples == 12
+    assert _copied(source, range(12))[1] == "index"
+    assert len(held) == 2
+
+
 def test_a_webdataset_shard_kept_whole_is_its_own_bytes_and_our_end(tmp_path):
     source = _webdataset_shard(tmp_path / "wds.tar")
     data, layout = source.read_bytes(), _layout(source)
