@@ -217,7 +217,8 @@ def write_content(run: Folder, content: str, rows: pa.Table, embeddings: np.ndar
 
 def read_layout(run: Folder, unit: str) -> Layout | None:
     """The layout recorded when input shard `unit` was read, if it was (a local plain tar
-    that the index took); None otherwise (precomputed embeddings, remote or compressed)."""
+    that the index took); None otherwise (remote, compressed or declined by the index, or
+    content written before layouts were recorded)."""
     if not run.exists("embed", f"{unit}.json"):
         return None
     content = run.read_json("embed", f"{unit}.json")["content"]
