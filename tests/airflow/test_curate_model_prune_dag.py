@@ -11,8 +11,7 @@ from curation.lease import LEASE_NAME
 from pipelines.model_pruning.config import PruneConfig, SweepConfig
 from pipelines.model_pruning.tasks import prune_tasks
 from tests.airflow.dag_runs import fail_first_try, tasks
-from tests.builders import write_shards
-from tests.pipelines.model_pruning.runs import TINY, Data, artifacts, cli_args
+from tests.pipelines.model_pruning.runs import TINY, Data, artifacts, cli_args, labelled_data
 from tests.runs import curate
 
 pytest.importorskip("airflow", reason="the airflow extra is not installed")
@@ -23,10 +22,7 @@ MAPPED = ("units", "unit", "finish")
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Data:
     """tests/pipelines/model_pruning's labelled shards: 2 x 40 to train on, 40 to evaluate."""
-    root = tmp_path_factory.mktemp("labelled")
-    write_shards(root / "train", shards=2, per_shard=40)
-    write_shards(root / "eval", shards=1, per_shard=40, seed=1)
-    return Data(str(root / "train" / "*.tar"), str(root / "eval" / "*.tar"))
+    return labelled_data(tmp_path_factory.mktemp("labelled"))
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipelines.model_pruning.config import PruneConfig, SweepConfig, model_config
 from pipelines.model_pruning.runner import prune, sweep
+from tests.builders import write_shards
 
 TINY = "tests.pipelines.model_pruning.nets:tiny_cnn"
 FAST = {"model": TINY, "image_size": 16, "steps": 6, "batch_size": 8, "threads": 1}
@@ -16,6 +17,13 @@ FAST = {"model": TINY, "image_size": 16, "steps": 6, "batch_size": 8, "threads":
 class Data:
     train: str
     eval: str
+
+
+def labelled_data(root: Path) -> Data:
+    """Generated labelled shards under `root`: 2 x 40 to train on, 40 to evaluate."""
+    write_shards(root / "train", shards=2, per_shard=40)
+    write_shards(root / "eval", shards=1, per_shard=40, seed=1)
+    return Data(str(root / "train" / "*.tar"), str(root / "eval" / "*.tar"))
 
 
 def prune_config(data: Data, out: Path, **overrides) -> PruneConfig:
