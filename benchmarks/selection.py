@@ -221,13 +221,8 @@ def measure_stage(run: str, shards: int, metric: str, stage: str) -> dict:
 def run_stage(run: Path, shards: int, metric: str, stage: str) -> dict:
     command = [sys.executable, "-m", "benchmarks.selection", "--child", str(run), str(shards),
                metric, stage]  # fmt: skip
-    for attempt in (1, 2):  # pyarrow rarely aborts at interpreter exit on a loaded machine
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-        if result.returncode == 0:
-            break
-        print(f"{stage} {metric}: attempt {attempt} failed: {result.stderr.strip()[-300:]}",
-              file=sys.stderr, flush=True)  # fmt: skip
-    else:
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
         raise RuntimeError(f"{stage} {metric} failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -15,8 +15,8 @@ import signal
 
 import fsspec
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
+from curation import parquet
 from curation.errors import CurateError
 from curation.safety import check_write_location
 from curation.storage import Folder
@@ -43,13 +43,12 @@ def input_format(url_list: str) -> str:
 
 def columns(url_list: str, fmt: str) -> list[str]:
     """The column names of the URL list, read from its header only where the format allows."""
+    if fmt == "parquet":
+        return parquet.read_schema(*fsspec.core.url_to_fs(url_list)).names
     with fsspec.open(url_list, "rb", compression="infer") as f:
-        if fmt == "parquet":
-            return pq.read_schema(f).names
         if fmt.startswith(("csv", "tsv")):
             delimiter = "\t" if fmt.startswith("tsv") else ","
-            reader = pa_csv.open_csv(f, parse_options=pa_csv.ParseOptions(delimiter=delimiter))
-            return reader.schema.names
+            return _csv_header(f.readline(), delimiter)
         if fmt.startswith("jsonl"):
             first = f.readline()
             return list(json.loads(first)) if first.strip() else []
@@ -57,6 +56,15 @@ def columns(url_list: str, fmt: str) -> list[str]:
             rows = json.load(f)
             return list(rows[0]) if isinstance(rows, list) and rows else []
     return ["url"]  # txt: one URL a line
+
+
+def _csv_header(line: bytes, delimiter: str) -> list[str]:
+    """The column names in a CSV header line, parsed by Arrow from bytes it owns (see
+    `curation.parquet`: Arrow's threads reading a Python file can abort the exit)."""
+    options = pa_csv.ParseOptions(delimiter=delimiter)
+    table = pa_csv.read_csv(parquet.arrow_buffer(line), parse_options=options,
+                            read_options=pa_csv.ReadOptions(use_threads=False))  # fmt: skip
+    return table.schema.names
 
 
 def resolve_columns(url_list: str, fmt: str, url_col: str, caption_col: str | None) -> str | None:

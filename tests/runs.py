@@ -51,8 +51,8 @@ def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:
-    """A non-zero exit, the last line `curate: error: ...` naming `message`, no traceback."""
-    assert result.returncode != 0, result.stdout
+    """Exit status 2, the last line `curate: error: ...` naming `message`, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert lines and lines[-1].startswith("curate: error:"), result.stderr
     assert message in lines[-1], lines[-1]

@@ -98,14 +98,15 @@ def _keys(run: Folder, units: list[str], ids: np.ndarray) -> pa.Array:
     return pa.array(keys, pa.string())
 
 
-def shard_notes(run: Folder, unit: str, keys: list[str], shards: list[str]) -> dict[int, str]:
-    """Position -> note, for every row of a shard whose key an earlier row already had."""
+def shard_notes(run: Folder, unit: str, keys: pa.ChunkedArray,
+                shards: list[str]) -> dict[int, str]:  # fmt: skip
+    """Position -> note, for every row of a shard whose key an earlier row already had
+    (`keys`: the shard's key column)."""
     found = schema.read_repeats(run, unit)
     notes = {}
     for position, first in zip(found["position"].to_pylist(), found["first"].to_pylist(),
                                strict=True):  # fmt: skip
         shard, at = first >> schema.POSITION_BITS, first & schema.POSITION_MASK
-        notes[position] = (
-            f"duplicate key {keys[position]!r}: first seen in {shards[shard]} at position {at}"
-        )
+        key = keys[position].as_py()
+        notes[position] = f"duplicate key {key!r}: first seen in {shards[shard]} at position {at}"
     return notes

@@ -27,9 +27,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from curation import progress
+from curation import parquet, progress
 from curation.errors import CurateError
 from curation.stage import Context
 from curation.storage import Folder, filesystem
@@ -102,8 +101,7 @@ def match_column(found: Layout, storage_options: dict) -> str:
     """The metadata column samples are matched by (the first metadata file's)."""
     url = found.metadata(found.files[0])
     fs, path = filesystem(url, storage_options)
-    with fs.open(path, "rb") as f:
-        return _match_column(pq.read_schema(f).names, url)
+    return _match_column(parquet.read_schema(fs, path).names, url)
 
 
 def _sample_url(sample: Sample) -> str:
@@ -124,8 +122,7 @@ def match_values(found: Layout, samples: list[Sample], storage_options: dict) ->
 
 def _read_parquet(url: str, storage_options: dict, columns: list[str] | None = None):
     fs, path = filesystem(url, storage_options)
-    with fs.open(path, "rb") as f:
-        return pq.read_table(f, columns=columns)
+    return parquet.read_table(fs, path, columns)
 
 
 # The clip-retrieval index
@@ -147,9 +144,8 @@ def index_part(ctx: Context, unit: str) -> dict:
     found = layout(ctx.config.embeddings, ctx.config.storage_options)
     url = found.metadata(unit)
     fs, path = filesystem(url, ctx.config.storage_options)
-    with fs.open(path, "rb") as f:
-        column = _match_column(pq.read_schema(f).names, url)
-    keys = _read_parquet(url, ctx.config.storage_options, [column])[column].to_pylist()
+    column = _match_column(parquet.read_schema(fs, path).names, url)
+    keys = parquet.read_table(fs, path, [column])[column].to_pylist()
     high, low = _hash128([str(k) for k in keys])
     rows = np.arange(len(keys), dtype=np.int64)
     bucket = _bucket(high)

@@ -11,8 +11,8 @@ import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from curation import parquet
 from curation.stage import Context
 from curation.storage import Folder, filesystem
 from pipelines.data_pruning import schema
@@ -53,7 +53,7 @@ def _kept_metadata(ctx: Context, unit: str, source: str) -> pa.Table | None:
     found = _beside(source, ".parquet", ctx.config.storage_options)
     if found is None:
         return None
-    table = pq.read_table(pa.BufferReader(found))
+    table = parquet.table_from_bytes(found)
     rows = schema.read_rows(ctx.run, unit, ["position", "key", "uid"])
     kept = pc.is_in(rows["position"], value_set=pa.array(schema.read_keep(ctx.run, unit)))
     for column in ("key", "uid"):

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from curation import parquet
 from curation.storage import Folder
 from shards.tarindex import Layout
 
@@ -156,8 +157,7 @@ def write_table(folder: Folder, table: pa.Table, *parts: str,
 
 
 def read_table(folder: Folder, *parts: str, columns: list[str] | None = None) -> pa.Table:
-    with folder.open_read(*parts) as f:
-        return pq.read_table(f, columns=columns)
+    return parquet.read_table(folder.fs, folder.path(*parts), columns)
 
 
 def write_arrow(folder: Folder, table: pa.Table, *parts: str) -> None:
@@ -245,8 +245,7 @@ def read_rows(run: Folder, unit: str, columns: list[str] | None = None) -> pa.Ta
 
 def row_count(run: Folder, unit: str) -> int:
     """Rows of a shard, from the parquet footer alone."""
-    with run.open_read("embed", f"{unit}.parquet") as f:
-        return pq.read_metadata(f).num_rows
+    return parquet.read_metadata(run.fs, run.path("embed", f"{unit}.parquet")).num_rows
 
 
 def _embeddings_file(run: Folder, unit: str) -> tuple[str, ...]:

@@ -26,6 +26,8 @@ from pipelines.data_pruning.decision import FAILED, HELDOUT, Decision
 from pipelines.data_pruning.samples import COMMON_ROWS, ShardSamples, load_shard
 from pipelines.data_pruning.selection import Selection
 
+STATUS_CODES = {name: code for code, name in enumerate(schema.STATUSES)}
+
 
 def gather_shard(ctx: Context, unit: str) -> dict:
     rows = schema.read_rows(ctx.run, unit, COMMON_ROWS)
@@ -65,7 +67,7 @@ def select_shard(ctx: Context, unit: str) -> dict:
     decision = decide_shard(_plan(ctx.run), samples, cfg)
     embedded = schema.read_rows(ctx.run, unit, ["key", "position", "id", "label", "error"])
     shard = cfg.given_shards[int(unit)]
-    notes = duplicates.shard_notes(ctx.run, unit, embedded["key"].to_pylist(), cfg.given_shards)
+    notes = duplicates.shard_notes(ctx.run, unit, embedded["key"], cfg.given_shards)
     decisions = _decisions(embedded, decision, samples.cluster, shard, notes)
     keep_positions = embedded["position"].to_numpy()[decision.keep].astype(np.int32)
     counts = {**schema.count_decisions(decisions), "duplicate_keys": len(notes)}
@@ -90,27 +92,36 @@ def _tallies(samples: ShardSamples, decision: Decision, cfg) -> dict[str, np.nda
 
 def _decisions(embedded: pa.Table, decision: Decision, cluster: np.ndarray, shard: str,
                notes: dict[int, str]) -> pa.Table:  # fmt: skip
-    reason = decision.reason
-    failed = reason == FAILED
-    status = np.where(decision.keep, schema.KEPT, schema.PRUNED)
-    status = np.where(reason == HELDOUT, schema.HELDOUT, np.where(failed, schema.FAILED, status))
-    errors = np.asarray(embedded["error"].to_pylist(), dtype=object)
-    detail = np.where(failed, errors, decision.detail)
+    """The shard's decision rows, built as Arrow columns (status and reason from codes, a
+    failed row's detail its error): no Python object per row but the details."""
+    failed = decision.codes == decision.table.index(FAILED)
+    status = np.where(decision.keep, STATUS_CODES[schema.KEPT], STATUS_CODES[schema.PRUNED])
+    status[decision.codes == decision.table.index(HELDOUT)] = STATUS_CODES[schema.HELDOUT]
+    status[failed] = STATUS_CODES[schema.FAILED]
+    detail = decision.detail.copy()
+    rows = np.flatnonzero(failed)
+    detail[rows] = embedded["error"].take(rows).to_pylist()
     for position, note in notes.items():
         detail[position] = note if detail[position] is None else f"{detail[position]}; {note}"
     return pa.table(
         {
             "key": embedded["key"],
-            "shard": pa.array([shard] * len(embedded), pa.string()),
+            "shard": pa.repeat(pa.scalar(shard, pa.string()), len(embedded)),
             "position": embedded["position"],
             "id": embedded["id"],
             "kept": decision.keep,
-            "status": status.astype(str),
+            "status": _named(status, schema.STATUSES),
             "cluster": cluster,
             "label": pc.if_else(pc.less(embedded["label"], 0), None, embedded["label"]),
             "score": decision.score,
-            "reason": reason.astype(str),
-            "detail": pa.array(detail.tolist(), pa.string()),
+            "reason": _named(decision.codes, decision.table),
+            "detail": pa.array(detail, pa.string()),
         },
         schema=schema.DECISION_SCHEMA,
     )
+
+
+def _named(codes: np.ndarray, names: tuple[str, ...]) -> pa.Array:
+    """Strings from codes into `names`, built in Arrow."""
+    indices = pa.array(codes.astype(np.int16))
+    return pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string())).cast(pa.string())

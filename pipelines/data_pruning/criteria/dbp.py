@@ -127,8 +127,9 @@ def apply(record: dict, view, cfg, d) -> None:
     d.settle(rest, keep, "hardest_in_cluster", "over_cluster_quota")
     pruned = rest[~keep]
     quota, sizes = record["quota"], record["sizes"]
-    d.explain(pruned, [f"cluster {j}: quota {quota[j]} of {sizes[j]}"
-                       for j in view.samples["dbp_cluster"][pruned].tolist()])  # fmt: skip
+    clusters, where = np.unique(view.samples["dbp_cluster"][pruned], return_inverse=True)
+    texts = [f"cluster {j}: quota {quota[j]} of {sizes[j]}" for j in clusters.tolist()]
+    d.explain(pruned, np.array(texts, dtype=object)[where])  # a text per cluster, not per row
 
 
 def summarise(config) -> dict:

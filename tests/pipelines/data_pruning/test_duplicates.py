@@ -42,7 +42,7 @@ def test_notes_are_those_of_one_pass_over_every_key(tmp_path, monkeypatch, rows_
     monkeypatch.setattr(duplicates, "ROWS_PER_PART", rows_per_part)
     rng = np.random.default_rng(0)
     pool = [f"key{i}" for i in range(30)]
-    shards = [list(rng.choice(pool, n)) for n in (12, 0, 9, 15)]
+    shards = [rng.choice(pool, n).tolist() for n in (12, 0, 9, 15)]
     shards[2][3] = "collides"  # a key of its own whose hash another key has
     run = Folder(str(tmp_path))
     for s, keys in enumerate(shards):
@@ -57,8 +57,9 @@ def test_notes_are_those_of_one_pass_over_every_key(tmp_path, monkeypatch, rows_
     assert len(parts) == (1 if rows_per_part > 36 else 6)
     for part in parts:
         duplicates.find_repeats(ctx, part)
-    found = [duplicates.shard_notes(run, schema.unit_name(s), keys, names)
-             for s, keys in enumerate(shards)]  # fmt: skip
+    columns = [pa.chunked_array([keys], pa.string()) for keys in shards]
+    found = [duplicates.shard_notes(run, schema.unit_name(s), column, names)
+             for s, column in enumerate(columns)]  # fmt: skip
     assert found == expected_notes(shards, names)
     assert not any("collides" in note for notes in found for note in notes.values())
     assert sum(len(n) for n in found) > 10

@@ -1,0 +1,61 @@
+"""Parquet reads give Arrow only what it owns: a local path, or bytes of a remote file (all of
+it for a table, its last bytes for the footer)."""
+
+from __future__ import annotations
+
+import io
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+
+from curation import parquet
+
+TABLE = pa.table({"key": [f"k{i}" for i in range(1000)], "n": list(range(1000))})
+
+
+@pytest.fixture
+def remote():
+    """A parquet file on fsspec's in-memory filesystem (not local: read as bytes), counting
+    the bytes each read fetched."""
+    fs = fsspec.filesystem("memory")
+    buffer = io.BytesIO()
+    pq.write_table(TABLE, buffer)
+    fs.pipe_file("/bucket/t.parquet", buffer.getvalue())
+    fetched = []
+    cat_file = fs.cat_file
+
+    def counted(path, start=None, end=None, **kwargs):
+        data = cat_file(path, start=start, end=end, **kwargs)
+        fetched.append(len(data))
+        return data
+
+    fs.cat_file = counted
+    yield fs, "/bucket/t.parquet", fetched, len(buffer.getvalue())
+    fs.rm("/bucket", recursive=True)
+
+
+def test_local_and_remote_read_the_same(tmp_path, remote):
+    fs, path, fetched, size = remote
+    pq.write_table(TABLE, tmp_path / "t.parquet")
+    local = LocalFileSystem(), str(tmp_path / "t.parquet")
+    assert parquet.read_table(*local) == TABLE
+    assert parquet.read_table(fs, path, ["n"]) == TABLE.select(["n"])
+    assert fetched == [size]
+    assert parquet.read_schema(*local) == parquet.read_schema(fs, path) == TABLE.schema
+    assert parquet.read_metadata(fs, path).num_rows == 1000
+
+
+def test_a_remote_footer_is_read_from_the_end_alone(remote):
+    fs, path, fetched, size = remote
+    assert parquet.read_metadata(fs, path).num_rows == 1000
+    assert fetched[0] == 8 and sum(fetched) < size / 4
+
+
+def test_a_remote_file_that_is_not_parquet_is_refused(remote):
+    fs = remote[0]
+    fs.pipe_file("/bucket/not.parquet", b"a,b\n1,2\n")
+    with pytest.raises(pa.ArrowInvalid, match="not a parquet file"):
+        parquet.read_metadata(fs, "/bucket/not.parquet")
