@@ -89,8 +89,8 @@ def plan_selections(run: PruneConfig, plan: SweepPlan, options: SweepOptions) ->
             if suffix in named:
                 continue
             named.add(suffix)
-            label = " ".join([metric, *(f"{k}={_text(v)}" for k, v in {**shown, **overrides}
-                                        .items())])  # fmt: skip
+            label = " ".join([metric, *(f"{k}={_text(v)}" for k, v in chosen.items()
+                                        if k in shown or k in overrides)])  # fmt: skip
             for rate in plan.rates:
                 found.append(Selection(name=f"{metric}@{rate:g}{suffix}", metric=metric,
                                        rate=rate, overrides=overrides, label=label))  # fmt: skip

@@ -23,12 +23,13 @@ from curation.errors import CurateError
 from curation.fields import validated
 from curation.status import read_status
 from curation.storage import Folder
+from pipelines.data_pruning.config import PruneConfig
 from pipelines.data_pruning.criteria import CRITERIA, ranked
 from pipelines.data_pruning.finished import open_run
 from pipelines.data_pruning.workers import embedder_of
 from pipelines.validation.config import SweepOptions, SweepPlan, ValidationConfig
 from pipelines.validation.runner import sweep
-from pipelines.validation.selections import Selection, random_counterpart
+from pipelines.validation.selections import Selection, plan_selections, random_counterpart
 from pipelines.validation.uncertainty import difference_interval
 from tests.builders import write_shards
 from tests.runs import run_prune
@@ -259,3 +260,17 @@ def test_cli_sweep_takes_registry_options_and_prints_the_table(run_copy):
     assert result.exit_code == 0, result.output
     assert "| full data | no |" in result.output
     assert "| prototypicality keep=easy | yes |" in result.output
+
+
+def test_labels_name_the_options_in_one_order():
+    """An option given one value (a change from the run's) and one varied are named in the
+    label in the order of the selection's name, whichever of them varies."""
+    run = PruneConfig(shards=["/in/0.tar"], output="/out", rate=0.5, metric="prototypicality",
+                      pretrained="openai")  # fmt: skip
+    plan = SweepPlan(rates=[0.5], metrics=["prototypicality"], kd="off")
+    options = SweepOptions(per_class=[True], keep=["easy", "hard"])
+    found = {s.name: s.label for s in plan_selections(run, plan, options)}
+    assert found == {
+        "prototypicality@0.5@per_class=True@keep=easy": "prototypicality per_class=True keep=easy",
+        "prototypicality@0.5@per_class=True": "prototypicality per_class=True keep=hard",
+    }
