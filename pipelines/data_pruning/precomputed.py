@@ -210,8 +210,7 @@ def npy_rows(url: str, rows: np.ndarray, storage_options: dict) -> np.ndarray:
         return np.asarray(np.load(url.removeprefix("file://"), mmap_mode="r")[rows])
     fs, path = filesystem(url, storage_options)
     with fs.open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+        shape, fortran, dtype = schema.npy_header(f)
         offset = f.tell()
     if fortran or len(shape) != 2:
         raise CurateError(f"{url} is not a C-ordered 2-D array")

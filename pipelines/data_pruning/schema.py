@@ -178,19 +178,18 @@ def read_arrow(folder: Folder, *parts: str) -> pa.Table:
     return ipc.open_file(pa.py_buffer(folder.read_bytes(*parts))).read_all()
 
 
-def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of an open .npy file, left at the start of its data."""
+def npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype of an open .npy file, left at the start of its data."""
     version = np.lib.format.read_magic(f)
     read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
             else np.lib.format.read_array_header_2_0)  # fmt: skip
-    shape, _, dtype = read(f)
-    return shape, dtype
+    return read(f)
 
 
 def read_array_slice(folder: Folder, start: int, stop: int, *parts: str) -> np.ndarray:
     """Rows [start, stop) of a 1-d .npy file, read without the rest (a seek on any store)."""
     with folder.open_read(*parts) as f:
-        dtype = _npy_header(f)[1]
+        dtype = npy_header(f)[2]
         f.seek(f.tell() + start * dtype.itemsize)
         return np.frombuffer(f.read((stop - start) * dtype.itemsize), dtype=dtype)
 
@@ -264,7 +263,7 @@ def read_embedding_rows(run: Folder, unit: str, rows: np.ndarray) -> np.ndarray:
     """Some rows (ascending) of a shard's embeddings, each read with a seek: a sample of every
     shard costs its rows, not the shards."""
     with run.open_read(*_embeddings_file(run, unit)) as f:
-        shape, dtype = _npy_header(f)
+        shape, _, dtype = npy_header(f)
         start, width = f.tell(), int(np.prod(shape[1:])) * dtype.itemsize
         out = np.empty((len(rows), *shape[1:]), dtype=dtype)
         for i, row in enumerate(rows.tolist()):

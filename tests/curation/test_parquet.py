@@ -1,11 +1,13 @@
 """Parquet reads give Arrow only what it owns: a local path, or bytes of a remote file (all of
-it for a table, its last bytes for the footer)."""
+it for a whole table, its footer and the chunks of the columns named, its last bytes for the
+footer alone)."""
 
 from __future__ import annotations
 
 import io
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +15,10 @@ from fsspec.implementations.local import LocalFileSystem
 
 from curation import parquet
 
-TABLE = pa.table({"key": [f"k{i}" for i in range(1000)], "n": list(range(1000))})
+TABLE = pa.table({
+    "key": [f"k{i}" for i in range(3000)], "n": list(range(3000)),
+    "caption": [np.random.default_rng(i).bytes(100).hex() for i in range(3000)],  # wide
+})  # fmt: skip
 
 
 @pytest.fixture
@@ -22,7 +27,7 @@ def remote():
     the bytes each read fetched."""
     fs = fsspec.filesystem("memory")
     buffer = io.BytesIO()
-    pq.write_table(TABLE, buffer)
+    pq.write_table(TABLE, buffer, row_group_size=1000)  # three row groups
     fs.pipe_file("/bucket/t.parquet", buffer.getvalue())
     fetched = []
     cat_file = fs.cat_file
@@ -39,18 +44,27 @@ def remote():
 
 def test_local_and_remote_read_the_same(tmp_path, remote):
     fs, path, fetched, size = remote
-    pq.write_table(TABLE, tmp_path / "t.parquet")
+    pq.write_table(TABLE, tmp_path / "t.parquet", row_group_size=1000)
     local = LocalFileSystem(), str(tmp_path / "t.parquet")
     assert parquet.read_table(*local) == TABLE
-    assert parquet.read_table(fs, path, ["n"]) == TABLE.select(["n"])
+    assert parquet.read_table(fs, path) == TABLE
     assert fetched == [size]
     assert parquet.read_schema(*local) == parquet.read_schema(fs, path) == TABLE.schema
-    assert parquet.read_metadata(fs, path).num_rows == 1000
+    assert parquet.read_metadata(fs, path).num_rows == 3000
+
+
+def test_a_remote_read_of_columns_fetches_their_chunks_alone(remote):
+    fs, path, fetched, size = remote
+    for columns in (["n"], ["key", "n"], ["caption"]):
+        fetched.clear()
+        assert parquet.read_table(fs, path, columns) == TABLE.select(columns)
+        if "caption" not in columns:
+            assert sum(fetched) < size / 4, (columns, fetched, size)
 
 
 def test_a_remote_footer_is_read_from_the_end_alone(remote):
     fs, path, fetched, size = remote
-    assert parquet.read_metadata(fs, path).num_rows == 1000
+    assert parquet.read_metadata(fs, path).num_rows == 3000
     assert fetched[0] == 8 and sum(fetched) < size / 4
 
 

@@ -15,6 +15,7 @@ import pytest
 from curation.storage import Folder
 from pipelines.data_pruning import schema
 from tests.builders import add_member, image_bytes
+from tests.production.storage import s3_filesystem
 from tests.runs import assert_one_line_error, cli, curate, decisions, output_files, run_prune
 
 
@@ -110,6 +111,18 @@ def test_missing_embeddings_fail_their_samples_and_none_matching_is_refused(data
             "0.5", "--embeddings", str(other), "--pretrained", "random"]  # fmt: skip
     assert_one_line_error(cli(*args), "has an embedding in")
     assert not (tmp_path / "none").exists()
+
+
+def test_clip_retrieval_embeddings_on_s3_prune_like_the_images(dataset, tmp_path, s3):
+    """Read from an object store, the metadata files give their match column alone (their
+    footer and its chunks: `curation.parquet`); the run decides as from the images."""
+    emb = tmp_path / "emb"
+    _clip_retrieval(emb, dataset["rows"]["key"].tolist(), dataset["vectors"])
+    s3_filesystem(s3).put(str(emb), s3.url("emb"), recursive=True)
+    out = tmp_path / "out"
+    run_prune(dataset["shards"], out, "ViT-B-32", pretrained="random", clusters=3,
+              embeddings=s3.url("emb"))  # fmt: skip
+    _same_outputs(out, dataset["reference"])
 
 
 def test_a_refused_run_exits_with_its_status_every_time(dataset, tmp_path):
