@@ -13,15 +13,38 @@ And through `ParquetFile`: `pq.read_table` imports `pyarrow.dataset`, and with i
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
+from curation.errors import CurateError
+
 _FOOTER_TAIL = 8  # a parquet file ends with its footer's length (4 bytes) and b"PAR1"
 
 
+def _named(read: Callable) -> Callable:
+    """A file Arrow cannot read is a user error naming it, not a traceback."""
+
+    @functools.wraps(read)
+    def wrapper(fs: AbstractFileSystem, path: str, *args):
+        try:
+            return read(fs, path, *args)
+        except pa.ArrowInvalid as exc:
+            raise _unreadable(path, exc) from None
+
+    return wrapper
+
+
+def _unreadable(name: str, exc: pa.ArrowInvalid) -> CurateError:
+    return CurateError(f"{name} is not a parquet file Arrow can read: {exc}")
+
+
+@_named
 def read_table(fs: AbstractFileSystem, path: str, columns: list[str] | None = None) -> pa.Table:
     """The table at `path` on `fs` (only `columns`, when given)."""
     if isinstance(fs, LocalFileSystem):
@@ -33,11 +56,15 @@ def read_table(fs: AbstractFileSystem, path: str, columns: list[str] | None = No
     return pq.ParquetFile(source).read(columns=columns, use_threads=False)
 
 
-def table_from_bytes(data: bytes, columns: list[str] | None = None) -> pa.Table:
-    """The table in a parquet file's bytes."""
-    return pq.ParquetFile(arrow_buffer(data)).read(columns=columns, use_threads=False)
+def table_from_bytes(data: bytes, name: str) -> pa.Table:
+    """The table in the bytes of parquet file `name`."""
+    try:
+        return pq.ParquetFile(arrow_buffer(data)).read(use_threads=False)
+    except pa.ArrowInvalid as exc:
+        raise _unreadable(name, exc) from None
 
 
+@_named
 def read_metadata(fs: AbstractFileSystem, path: str) -> pq.FileMetaData:
     """The footer alone (schema, row count): from a remote file, its last bytes only."""
     if isinstance(fs, LocalFileSystem):
@@ -51,7 +78,7 @@ def _footer(fs: AbstractFileSystem, path: str) -> tuple[int, bytes]:
     tail = fs.cat_file(path, start=max(size - _FOOTER_TAIL, 0), end=size)
     length = int.from_bytes(tail[:4], "little") + _FOOTER_TAIL
     if len(tail) < _FOOTER_TAIL or tail[4:] != b"PAR1" or length > size:
-        raise pa.ArrowInvalid(f"{path} is not a parquet file (no parquet footer at its end)")
+        raise pa.ArrowInvalid("no parquet footer at its end")
     return size, fs.cat_file(path, start=size - length, end=size)
 
 

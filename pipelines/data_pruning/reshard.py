@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation import parquet
+from curation.errors import CurateError
 from curation.stage import Context
 from curation.storage import Folder, filesystem
 from pipelines.data_pruning import schema
@@ -49,11 +50,12 @@ def _input_failures(source: str, storage_options: dict) -> dict[str, int]:
 
 
 def _kept_metadata(ctx: Context, unit: str, source: str) -> pa.Table | None:
-    """The input's per-shard parquet, only the rows of the kept samples (by key, or by uid)."""
+    """The input's per-shard parquet, only the rows of the kept samples (by key, or by uid).
+    Raises CurateError when the file is there but is not parquet."""
     found = _beside(source, ".parquet", ctx.config.storage_options)
     if found is None:
         return None
-    table = parquet.table_from_bytes(found)
+    table = parquet.table_from_bytes(found, f"{schema.shard_stem(source)}.parquet")
     rows = schema.read_rows(ctx.run, unit, ["position", "key", "uid"])
     kept = pc.is_in(rows["position"], value_set=pa.array(schema.read_keep(ctx.run, unit)))
     for column in ("key", "uid"):
@@ -75,7 +77,10 @@ def reshard_shard(ctx: Context, unit: str) -> dict:
     start = time.time()
     with out.open_atomic(f"{stem}.tar") as stream:
         copied = copy_kept(source, keep, stream, cfg.storage_options, layout)
-    metadata = _kept_metadata(ctx, unit, source)
+    try:
+        metadata, noted = _kept_metadata(ctx, unit, source), {}
+    except CurateError as exc:  # the shard is copied; its side file cannot come along
+        metadata, noted = None, {"metadata_error": str(exc)}
     if metadata is not None:
         schema.write_table(out, metadata, f"{stem}.parquet")
     end = time.time()
@@ -93,6 +98,7 @@ def reshard_shard(ctx: Context, unit: str) -> dict:
             "duration": round(end - start, 3),
             "start_time": start,
             "end_time": end,
+            **noted,
         },
         f"{stem}_stats.json",
     )

@@ -14,6 +14,7 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from curation import parquet
+from curation.errors import CurateError
 
 TABLE = pa.table({
     "key": [f"k{i}" for i in range(3000)], "n": list(range(3000)),
@@ -68,8 +69,13 @@ def test_a_remote_footer_is_read_from_the_end_alone(remote):
     assert fetched[0] == 8 and sum(fetched) < size / 4
 
 
-def test_a_remote_file_that_is_not_parquet_is_refused(remote):
+def test_a_file_that_is_not_parquet_is_a_user_error_naming_it(tmp_path, remote):
     fs = remote[0]
     fs.pipe_file("/bucket/not.parquet", b"a,b\n1,2\n")
-    with pytest.raises(pa.ArrowInvalid, match="not a parquet file"):
-        parquet.read_metadata(fs, "/bucket/not.parquet")
+    (tmp_path / "not.parquet").write_bytes(b"a,b\n1,2\n")
+    for where in ((fs, "/bucket/not.parquet"), (LocalFileSystem(), str(tmp_path / "not.parquet"))):
+        for read in (parquet.read_table, parquet.read_metadata, parquet.read_schema):
+            with pytest.raises(CurateError, match=r"not\.parquet is not a parquet file"):
+                read(*where)
+    with pytest.raises(CurateError, match=r"x\.parquet is not a parquet file"):
+        parquet.table_from_bytes(b"PAR1 and then nothing", "x.parquet")

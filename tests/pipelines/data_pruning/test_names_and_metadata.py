@@ -53,3 +53,19 @@ def test_img2dataset_metadata_comes_along(tmp_path, tiny_clip):
         assert stats["successes"] == len(kept) and stats["failed_to_download"] == 1
         assert stats["failed_to_resize"] == 0 and stats["duration"] >= 0
         assert stats["end_time"] >= stats["start_time"]
+
+
+def test_a_damaged_metadata_file_beside_a_shard_is_noted_not_fatal(tmp_path, tiny_clip):
+    """The shard is copied; its parquet, which Arrow cannot read, is left behind and named in
+    the shard's stats; the other shard's comes along."""
+    shards = write_shards(tmp_path / "in", shards=2, per_shard=12, layout="img2dataset")
+    good, damaged = shards
+    pq.write_table(pa.table({"key": list(samples_by_key(good))}), good.with_suffix(".parquet"))
+    damaged.with_suffix(".parquet").write_bytes(b"PAR1 cut short")
+    out = tmp_path / "out"
+    run_prune(shards, out, tiny_clip, clusters=3)
+    assert (out / f"{good.stem}.parquet").exists() and (out / damaged.name).exists()
+    assert not (out / f"{damaged.stem}.parquet").exists()
+    stats = json.loads((out / f"{damaged.stem}_stats.json").read_text())
+    assert f"{damaged.stem}.parquet is not a parquet file" in stats["metadata_error"]
+    assert "metadata_error" not in json.loads((out / f"{good.stem}_stats.json").read_text())

@@ -125,6 +125,16 @@ def test_clip_retrieval_embeddings_on_s3_prune_like_the_images(dataset, tmp_path
     _same_outputs(out, dataset["reference"])
 
 
+def test_a_damaged_metadata_file_is_one_line_naming_it(dataset, tmp_path):
+    emb = tmp_path / "emb"
+    _clip_retrieval(emb, dataset["rows"]["key"].tolist(), dataset["vectors"])
+    (emb / "metadata" / "metadata_0.parquet").write_bytes(b"not parquet at all")
+    args = ["prune", str(dataset["shards"][0]), "-o", str(tmp_path / "out"), "--rate", "0.5",
+            "--embeddings", str(emb), "--pretrained", "random"]  # fmt: skip
+    assert_one_line_error(cli(*args), "metadata_0.parquet is not a parquet file")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_refused_run_exits_with_its_status_every_time(dataset, tmp_path):
     """Arrow's threads, reading a Python file object, aborted about one refused run in three at
     exit (status 134, "terminate called without an active exception"); since Arrow reads only
