@@ -28,7 +28,8 @@ _FOOTER_TAIL = 8  # a parquet file ends with its footer's length (4 bytes) and b
 
 
 def _named(read: Callable) -> Callable:
-    """A file Arrow cannot read is a user error naming it, not a traceback."""
+    """A file Arrow cannot read, or without a column asked for, is a user error naming it,
+    not a traceback."""
 
     @functools.wraps(read)
     def wrapper(fs: AbstractFileSystem, path: str, *args):
@@ -36,6 +37,8 @@ def _named(read: Callable) -> Callable:
             return read(fs, path, *args)
         except pa.ArrowInvalid as exc:
             raise _unreadable(path, exc) from None
+        except KeyError as exc:  # a column asked for that the file lacks
+            raise CurateError(f"{path}: {exc.args[0]}") from None
 
     return wrapper
 

@@ -77,6 +77,40 @@ def layout(path: str, storage_options: dict) -> Layout:
     )
 
 
+def _vectors_shape(url: str, storage_options: dict) -> tuple[int, ...]:
+    """The shape of a clip-retrieval `.npy`, from its header alone; a user error naming the
+    file when it is missing or not a C-ordered 2-D array of floats."""
+    fs, path = filesystem(url, storage_options)
+    try:
+        with fs.open(path, "rb") as f:
+            shape, fortran, dtype = schema.npy_header(f)
+    except FileNotFoundError:
+        raise CurateError(
+            f"{url} is missing: each metadata_N.parquet needs its img_emb_N.npy"
+        ) from None
+    except ValueError as exc:
+        raise CurateError(f"{url} is not a .npy array ({exc})") from None
+    if fortran or len(shape) != 2 or dtype.kind != "f":
+        order = "Fortran" if fortran else "C"
+        raise CurateError(f"{url} holds a {'x'.join(map(str, shape))} {dtype} array in {order} "
+                          f"order, not C-ordered rows of float vectors")  # fmt: skip
+    return shape
+
+
+def check_vectors(found: Layout, n: str, rows: int, storage_options: dict) -> None:
+    """`img_emb_N.npy` has a vector for each row of `metadata_N.parquet`, as wide as the
+    first file's: a file that does not is named before any of it is read."""
+    shape = _vectors_shape(found.embeddings(n), storage_options)
+    if shape[0] != rows:
+        raise CurateError(f"{found.embeddings(n)} has {shape[0]} vectors, but "
+                          f"{found.metadata(n)} has {rows} rows")  # fmt: skip
+    first = found.files[0]
+    width = _vectors_shape(found.embeddings(first), storage_options)[1] if n != first else shape[1]
+    if shape[1] != width:
+        raise CurateError(f"{found.embeddings(n)} holds vectors of {shape[1]} values, "
+                          f"{found.embeddings(first)} of {width}")  # fmt: skip
+
+
 def _hash128(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Two uint64 halves of each value's BLAKE2b-128: collisions are negligible at 10^10 keys."""
     digests = b"".join(hashlib.blake2b(v.encode("utf-8", "surrogateescape"), digest_size=16)
@@ -146,6 +180,7 @@ def index_part(ctx: Context, unit: str) -> dict:
     fs, path = filesystem(url, ctx.config.storage_options)
     column = _match_column(parquet.read_schema(fs, path).names, url)
     keys = parquet.read_table(fs, path, [column])[column].to_pylist()
+    check_vectors(found, unit, len(keys), ctx.config.storage_options)
     high, low = _hash128([str(k) for k in keys])
     rows = np.arange(len(keys), dtype=np.int64)
     bucket = _bucket(high)
@@ -223,11 +258,11 @@ def npy_rows(url: str, rows: np.ndarray, storage_options: dict) -> np.ndarray:
 def first_file_matches(found: Layout, values: list[str], storage_options: dict) -> list:
     """Whether each value is in one of the first metadata files (a cheap check before a run:
     the index over every file is built by the run itself)."""
-    column = match_column(found, storage_options)
     known: set[str] = set()
-    for n in found.files[:4]:
-        table = _read_parquet(found.metadata(n), storage_options, [column])
-        known |= {str(k) for k in table[column].to_pylist()}
+    for n in found.files[:4]:  # each file matched by its own column, as the index does
+        fs, path = filesystem(found.metadata(n), storage_options)
+        column = _match_column(parquet.read_schema(fs, path).names, found.metadata(n))
+        known |= {str(k) for k in parquet.read_table(fs, path, [column])[column].to_pylist()}
     return [True if v in known else None for v in values]
 
 

@@ -8,7 +8,9 @@ import contextlib
 import itertools
 import sys
 
+from curation import parquet
 from curation.errors import CurateError
+from curation.storage import filesystem
 from pipelines.data_pruning import precomputed
 from pipelines.data_pruning.criteria import CRITERIA
 from pipelines.data_pruning.keeplist import read_keep_list
@@ -67,6 +69,10 @@ def check_precomputed(config) -> None:
         vectors, _ = precomputed.datacomp_vectors(config, config.shards[0], [r.uid for r in rows])
         shown = [r.uid for r in rows[:3]]
     else:
+        first = found.files[0]
+        fs, path = filesystem(found.metadata(first), config.storage_options)
+        rows_of_first = parquet.read_metadata(fs, path).num_rows
+        precomputed.check_vectors(found, first, rows_of_first, config.storage_options)
         values = precomputed.match_values(found, samples, config.storage_options)
         shown = values[:3]
         vectors = precomputed.first_file_matches(found, values, config.storage_options)

@@ -135,6 +135,36 @@ def test_a_damaged_metadata_file_is_one_line_naming_it(dataset, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def _spoil_second_file(folder, vectors, how: str) -> str:
+    """Damage `img_emb_1.npy` of a clip-retrieval folder; returns what the error must say."""
+    target = folder / "img_emb" / "img_emb_1.npy"
+    if how == "not npy":
+        target.write_bytes(b"garbage")
+        return "img_emb_1.npy is not a .npy array"
+    if how == "short":
+        np.save(target, vectors[:5])
+        return "img_emb_1.npy has 5 vectors, but"
+    if how == "narrow":
+        np.save(target, np.load(target)[:, :4])
+        return "img_emb_1.npy holds vectors of 4 values"
+    np.save(target, np.load(target).astype(object), allow_pickle=True)
+    return "not C-ordered rows of float vectors"
+
+
+@pytest.mark.parametrize("how", ["not npy", "short", "narrow", "objects"])
+def test_a_damaged_vectors_file_is_one_line_naming_it(dataset, tmp_path, how):
+    """A damaged second file (the preflight reads the first) fails the run with one line that
+    names it, from the index, before any embed unit reads it."""
+    emb = tmp_path / "emb"
+    _clip_retrieval(emb, dataset["rows"]["key"].tolist(), dataset["vectors"])
+    message = _spoil_second_file(emb, dataset["vectors"], how)
+    out = tmp_path / "out"
+    args = ["prune", *map(str, dataset["shards"]), "-o", str(out), "--rate", "0.5",
+            "--embeddings", str(emb), "--pretrained", "random", "--clusters", "3"]  # fmt: skip
+    assert_one_line_error(cli(*args), message)
+    assert not (out / "_run" / "embed").exists()
+
+
 def test_a_refused_run_exits_with_its_status_every_time(dataset, tmp_path):
     """Arrow's threads, reading a Python file object, aborted about one refused run in three at
     exit (status 134, "terminate called without an active exception"); since Arrow reads only
