@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 import torch
 
-from curation.errors import NoResultError
+from curation.errors import CurateError, NoResultError
 from curation.seeds import child_seed
 from curation.stage import Context, Phases
 from pipelines.data_pruning import schema
@@ -51,15 +51,25 @@ def _training_sample(
     draw = np.random.default_rng(child_seed(cfg.seed, "kmeans sample"))
     chosen = np.sort(draw.choice(total, size, replace=False))
     starts = np.concatenate([[0], np.cumsum(counts)])
-    vectors, ids = [], []
+    vectors, ids, first = [], [], None
     for i, unit in enumerate(units):
         local = chosen[(chosen >= starts[i]) & (chosen < starts[i + 1])] - starts[i]
         if len(local) == 0:
             continue
         rows = rows_by_shard[i][local]
         vectors.append(schema.read_embeddings(ctx.run, unit)[rows].astype(np.float32))
+        first = cfg.shards[i] if first is None else first
+        check_width(vectors[-1].shape[1], vectors[0].shape[1], cfg.shards[i], first)
         ids.append(schema.read_rows(ctx.run, unit, ["id"])["id"].to_numpy()[rows])
     return np.concatenate(vectors), np.concatenate(ids)
+
+
+def check_width(width: int, expected: int, shard: str, other: str) -> None:
+    """Embeddings of one model throughout: precomputed ones can mix models (a b32 and an l14
+    file), which no clustering can use."""
+    if width != expected:
+        raise CurateError(f"the embeddings of {shard} have {width} values and {other}'s "
+                          f"{expected}: every shard's must come from one model")  # fmt: skip
 
 
 def kmeans_device(device: str) -> str:
@@ -218,6 +228,9 @@ def assign_shard(
         rows = schema.valid_rows(ctx.run, unit)
     cluster = np.full(len(embeddings), -1, dtype=np.int32)
     distance = np.full(len(embeddings), np.nan, dtype=np.float64)
+    if len(rows):
+        check_width(embeddings.shape[1], centroids.shape[1], ctx.config.shards[int(unit)],
+                    "the clustering")  # fmt: skip
     with phases("model"):
         if len(rows):
             cluster[rows], distance[rows] = nearest_centroids(embeddings[rows], centroids,

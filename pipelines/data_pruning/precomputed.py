@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import re
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -309,17 +310,25 @@ def datacomp_vectors(cfg, url: str, uids: list[str | None]) -> tuple[list, np.nd
     stem = url.rsplit("/", 1)[-1].removesuffix(".tar")
     if not root.exists(f"{stem}.npz"):
         raise CurateError(f"--embeddings {cfg.embeddings}: no {stem}.npz for the shard {url}")
-    with np.load(io.BytesIO(root.read_bytes(f"{stem}.npz")), allow_pickle=False) as npz:
-        if cfg.embedding_field not in npz:
-            raise CurateError(f"{stem}.npz has no {cfg.embedding_field!r} (it has "
-                              f"{', '.join(npz.files)}): see --embedding-field")  # fmt: skip
-        images = npz[cfg.embedding_field]
-        text_field = cfg.embedding_field.replace("_img", "_txt")
-        texts = npz[text_field] if cfg.needs_captions and text_field in npz else None
-        known = npz["uid"].tolist() if "uid" in npz else None
+    where_npz = root.url_of(f"{stem}.npz")
+    try:
+        with np.load(io.BytesIO(root.read_bytes(f"{stem}.npz")), allow_pickle=False) as npz:
+            if cfg.embedding_field not in npz:
+                raise CurateError(f"{stem}.npz has no {cfg.embedding_field!r} (it has "
+                                  f"{', '.join(npz.files)}): see --embedding-field")  # fmt: skip
+            images = npz[cfg.embedding_field]
+            text_field = cfg.embedding_field.replace("_img", "_txt")
+            texts = npz[text_field] if cfg.needs_captions and text_field in npz else None
+            known = npz["uid"].tolist() if "uid" in npz else None
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:  # not an npz of plain arrays
+        raise CurateError(f"{where_npz} is not a readable .npz of arrays ({exc})") from None
     if known is None:
         known = _read_parquet(root.url_of(f"{stem}.parquet"), cfg.storage_options,
                               ["uid"])["uid"].to_pylist()  # fmt: skip
+    if images.ndim != 2 or images.dtype.kind != "f" or len(images) != len(known):
+        raise CurateError(f"{where_npz}: {cfg.embedding_field} is a "
+                          f"{'x'.join(map(str, images.shape))} {images.dtype} array, not a float "
+                          f"vector for each of its {len(known)} uids")  # fmt: skip
     where = {str(u): i for i, u in enumerate(known)}
     rows = [where.get(u) if u else None for u in uids]
     found = [None if r is None else _normalised(images[r : r + 1])[0] for r in rows]

@@ -165,6 +165,28 @@ def test_a_damaged_vectors_file_is_one_line_naming_it(dataset, tmp_path, how):
     assert not (out / "_run" / "embed").exists()
 
 
+@pytest.mark.parametrize(("how", "message"), [
+    ("not npz", "00001.npz is not a readable .npz of arrays"),
+    ("short", "00001.npz: b32_img is a 5x"),
+    ("narrow", "00001.tar have 4 values and"),
+])  # fmt: skip
+def test_a_damaged_datacomp_npz_is_one_line_naming_it(dataset, tmp_path, how, message):
+    rows, folder = dataset["rows"], tmp_path / "dc"
+    folder.mkdir()
+    for s, shard in enumerate(dataset["shards"]):
+        mine = rows.index[rows["shard"] == s].to_numpy()
+        vectors = dataset["vectors"][mine]
+        if s == 1:
+            vectors = {"short": vectors[:5], "narrow": vectors[:, :4]}.get(how, vectors)
+        np.savez(folder / f"{shard.stem}.npz", b32_img=vectors,
+                 uid=np.array(rows.loc[mine, "uid"].tolist()))  # fmt: skip
+    if how == "not npz":
+        (folder / "00001.npz").write_bytes(b"garbage")
+    args = ["prune", *map(str, dataset["shards"]), "-o", str(tmp_path / "out"), "--rate", "0.5",
+            "--embeddings", str(folder), "--pretrained", "random", "--clusters", "3"]  # fmt: skip
+    assert_one_line_error(cli(*args), message)
+
+
 def test_a_refused_run_exits_with_its_status_every_time(dataset, tmp_path):
     """Arrow's threads, reading a Python file object, aborted about one refused run in three at
     exit (status 134, "terminate called without an active exception"); since Arrow reads only
