@@ -132,11 +132,10 @@ def _match_column(names: list[str], where: str) -> str:
                       f"samples by (it has {', '.join(names)})")  # fmt: skip
 
 
-def match_column(found: Layout, storage_options: dict) -> str:
-    """The metadata column samples are matched by (the first metadata file's)."""
-    url = found.metadata(found.files[0])
-    fs, path = filesystem(url, storage_options)
-    return _match_column(parquet.read_schema(fs, path).names, url)
+def match_column(found: Layout, n: str, storage_options: dict) -> str:
+    """The column of metadata file `n` that samples are matched by (each file's own)."""
+    url = found.metadata(n)
+    return _match_column(parquet.read_schema(*filesystem(url, storage_options)).names, url)
 
 
 def _sample_url(sample: Sample) -> str:
@@ -150,7 +149,7 @@ def _sample_url(sample: Sample) -> str:
 
 def match_values(found: Layout, samples: list[Sample], storage_options: dict) -> list[str]:
     """What each sample is known by in the metadata: its key, or its json url."""
-    if match_column(found, storage_options) == "url":
+    if match_column(found, found.files[0], storage_options) == "url":
         return [_sample_url(s) for s in samples]
     return [s.key for s in samples]
 
@@ -177,10 +176,9 @@ def bucket_units(ctx: Context) -> list[str]:
 def index_part(ctx: Context, unit: str) -> dict:
     """One metadata file's keys, hashed and split by bucket."""
     found = layout(ctx.config.embeddings, ctx.config.storage_options)
-    url = found.metadata(unit)
-    fs, path = filesystem(url, ctx.config.storage_options)
-    column = _match_column(parquet.read_schema(fs, path).names, url)
-    keys = parquet.read_table(fs, path, [column])[column].to_pylist()
+    column = match_column(found, unit, ctx.config.storage_options)
+    keys = _read_parquet(found.metadata(unit), ctx.config.storage_options, [column])[column]
+    keys = keys.to_pylist()
     check_vectors(found, unit, len(keys), ctx.config.storage_options)
     high, low = _hash128([str(k) for k in keys])
     rows = np.arange(len(keys), dtype=np.int64)
@@ -260,10 +258,10 @@ def first_file_matches(found: Layout, values: list[str], storage_options: dict) 
     """Whether each value is in one of the first metadata files (a cheap check before a run:
     the index over every file is built by the run itself)."""
     known: set[str] = set()
-    for n in found.files[:4]:  # each file matched by its own column, as the index does
-        fs, path = filesystem(found.metadata(n), storage_options)
-        column = _match_column(parquet.read_schema(fs, path).names, found.metadata(n))
-        known |= {str(k) for k in parquet.read_table(fs, path, [column])[column].to_pylist()}
+    for n in found.files[:4]:
+        column = match_column(found, n, storage_options)
+        table = _read_parquet(found.metadata(n), storage_options, [column])
+        known |= {str(k) for k in table[column].to_pylist()}
     return [True if v in known else None for v in values]
 
 
@@ -271,7 +269,7 @@ def describe_keys(found: Layout, config) -> str:
     """A few of the embeddings' own keys, for an error message."""
     if found.kind == DATACOMP:
         return f"DataComp .npz files in {config.embeddings}"
-    column = match_column(found, config.storage_options)
+    column = match_column(found, found.files[0], config.storage_options)
     url = found.metadata(found.files[0])
     keys = _read_parquet(url, config.storage_options, [column])[column].to_pylist()[:3]
     return f"{url} has {column} {', '.join(map(str, keys))}"
