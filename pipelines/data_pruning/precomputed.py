@@ -79,23 +79,23 @@ def layout(path: str, storage_options: dict) -> Layout:
 
 
 def _vectors_shape(url: str, storage_options: dict) -> tuple[int, ...]:
-    """The shape of a clip-retrieval `.npy`, from its header alone; a user error naming the
-    file when it is missing or not a C-ordered 2-D array of floats."""
+    """The shape of a clip-retrieval `.npy` (listed in `img_emb/`), from its header alone; a
+    user error naming the file when it is not a C-ordered 2-D array of floats."""
     fs, path = filesystem(url, storage_options)
     try:
         with fs.open(path, "rb") as f:
             shape, fortran, dtype = schema.npy_header(f)
-    except FileNotFoundError:
-        raise CurateError(
-            f"{url} is missing: each metadata_N.parquet needs its img_emb_N.npy"
-        ) from None
     except ValueError as exc:
         raise CurateError(f"{url} is not a .npy array ({exc})") from None
     if fortran or len(shape) != 2 or dtype.kind != "f":
         order = "Fortran" if fortran else "C"
-        raise CurateError(f"{url} holds a {'x'.join(map(str, shape))} {dtype} array in {order} "
-                          f"order, not C-ordered rows of float vectors")  # fmt: skip
+        raise CurateError(f"{url} holds a {_shape(shape)} {dtype} array in {order} order, not "
+                          f"C-ordered rows of float vectors")  # fmt: skip
     return shape
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
 
 
 def check_vectors(found: Layout, n: str, rows: int, storage_options: dict) -> None:
@@ -325,7 +325,7 @@ def datacomp_vectors(cfg, url: str, uids: list[str | None]) -> tuple[list, np.nd
                               ["uid"])["uid"].to_pylist()  # fmt: skip
     if images.ndim != 2 or images.dtype.kind != "f" or len(images) != len(known):
         raise CurateError(f"{where_npz}: {cfg.embedding_field} is a "
-                          f"{'x'.join(map(str, images.shape))} {images.dtype} array, not a float "
+                          f"{_shape(images.shape)} {images.dtype} array, not a float "
                           f"vector for each of its {len(known)} uids")  # fmt: skip
     where = {str(u): i for i, u in enumerate(known)}
     rows = [where.get(u) if u else None for u in uids]
