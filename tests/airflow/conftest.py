@@ -11,6 +11,7 @@ import tempfile
 
 import pytest
 
+from tests.airflow.dag_runs import params_kept
 from tests.runs import REPO
 
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
@@ -30,6 +31,7 @@ def dagbag():
     return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def prune_dag(dagbag):
-    return dagbag.get_dag("curate_prune")
+    with params_kept(dagbag.get_dag("curate_prune")) as dag:
+        yield dag

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+from collections.abc import Iterator
 
 
 def request(shards: list, output, tiny_clip: str, **options) -> dict:
@@ -41,3 +43,22 @@ def fail_first_try(monkeypatch, target: str, unit: str) -> list[str]:
 
     monkeypatch.setattr(f"{module}.{name}", dying)
     return calls
+
+
+@contextlib.contextmanager
+def params_kept(dag) -> Iterator:
+    """The DAG, its `Param` values put back afterwards: `dag.test` resolves a run's conf into
+    the DAG's own `Param` objects, so a DAG shared between tests would hand one test's values
+    (a Dask scheduler's address) to the next test's run as defaults. Each task of a deployed
+    DAG parses it afresh, so this is a test's concern only. (A deep copy of the DAG loses its
+    mapped tasks' expansions.)"""
+    params = {
+        id(param): (param, param.value)
+        for holder in (dag, *dag.tasks)
+        for param in holder.params.values()
+    }
+    try:
+        yield dag
+    finally:
+        for param, value in params.values():
+            param.value = value

@@ -10,7 +10,7 @@ from curation.errors import CurateError
 from curation.lease import LEASE_NAME
 from pipelines.model_pruning.config import PruneConfig, SweepConfig
 from pipelines.model_pruning.tasks import prune_tasks
-from tests.airflow.dag_runs import fail_first_try, tasks
+from tests.airflow.dag_runs import fail_first_try, params_kept, tasks
 from tests.pipelines.model_pruning.runs import TINY, Data, artifacts, cli_args, labelled_data
 from tests.runs import curate
 
@@ -25,9 +25,10 @@ def data(tmp_path_factory) -> Data:
     return labelled_data(tmp_path_factory.mktemp("labelled"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def model_dag(dagbag):
-    return dagbag.get_dag("curate_model_prune")
+    with params_kept(dagbag.get_dag("curate_model_prune")) as dag:
+        yield dag
 
 
 def request(data: Data, output, **options) -> dict:
