@@ -6,16 +6,20 @@ form (its own ustar headers, as the per-sample path writes them). Then times, ke
 keep-half (a random half), the best of `--repeats` interleaved runs of:
 - `cp` of every tar (one process per file) and `shutil.copyfile`: the plain copy;
 - raw ranges: `os.copy_file_range` of each run of consecutive kept samples, the byte ranges
-  found beforehand (the floor: no header is read or written);
+  found beforehand (the floor the issue set: no header is read or written);
+- mapped ranges: the same runs faulted into a memory map (`MADV_POPULATE_READ`) and written
+  with `os.writev` as views of it: the floor of the way `copy_kept` copies a shard that is in
+  the page cache;
 - per-sample: the reader and `TarWriter` over a memory map, the path reshard took first;
 - copy_kept, recorded layout: `shards.copier.copy_kept` as reshard calls it, with the layout
   embed recorded (`record_layout` and an `.npy` written beforehand, untimed, as embed does),
   read back from its file in the timed run as reshard reads it;
 - copy_kept, indexing: the same without a recorded layout (precomputed embeddings).
 Outputs go to fresh files on the same filesystem (removed, untimed, before each run); the
-inputs are in the page cache, as read back from disk (`settle`).
+inputs are in the page cache, as read back from disk (`settle`), or with `--from-disk`
+dropped from it before every run (`copy_kept` then copies by the kernel's range copy).
 
-    python -m benchmarks.reshard --megabytes 300 --repeats 15
+    python -m benchmarks.reshard --megabytes 300 --repeats 15 [--from-disk]
 """
 
 from __future__ import annotations
@@ -38,11 +42,12 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from shards.copier import copy_kept, copy_samples, record_layout
+from shards.copier import POPULATE_READ, copy_kept, copy_samples, record_layout
 from shards.tarindex import Layout, index_shard
 from shards.tario import RECORD, MemoryReader
 
 RECORDED = "**copy_kept, recorded layout**"
+FLOORS = ("raw ranges", "mapped ranges")
 WORDS = ["a", "photo", "of", "the", "small", "red", "dog", "on", "a", "beach", "at", "sunset"]
 
 
@@ -113,8 +118,8 @@ def sample_ranges(path: Path) -> list[tuple[int, int]]:
     return list(zip(layout.start[first].tolist(), layout.end[last].tolist(), strict=True))
 
 
-def raw_ranges(source: Path, ranges: list[tuple[int, int]], keep: np.ndarray, out: Path) -> None:
-    """The kept samples' input bytes, runs of consecutive samples merged, then the end."""
+def _runs(ranges: list[tuple[int, int]], keep: np.ndarray) -> list[list[int]]:
+    """[start, end) of each run of consecutive kept samples."""
     runs: list[list[int]] = []
     for position in keep.tolist():
         start, end = ranges[position]
@@ -122,6 +127,12 @@ def raw_ranges(source: Path, ranges: list[tuple[int, int]], keep: np.ndarray, ou
             runs[-1][1] = end
         else:
             runs.append([start, end])
+    return runs
+
+
+def raw_ranges(source: Path, ranges: list[tuple[int, int]], keep: np.ndarray, out: Path) -> None:
+    """The kept samples' input bytes, runs of consecutive samples merged, then the end."""
+    runs = _runs(ranges, keep)
     with open(source, "rb") as src, open(out, "wb") as dst:
         written = 0
         for start, end in runs:
@@ -129,6 +140,25 @@ def raw_ranges(source: Path, ranges: list[tuple[int, int]], keep: np.ndarray, ou
                 done = os.copy_file_range(src.fileno(), dst.fileno(), end - start, start)
                 start += done
                 written += done
+        dst.write(bytes(2 * 512 + (-(written + 1024) % RECORD)))
+
+
+def mapped_ranges(source: Path, ranges: list[tuple[int, int]], keep: np.ndarray, out: Path) -> None:
+    """The same runs as `raw_ranges`, faulted into a map and written as views of it."""
+    runs = _runs(ranges, keep)
+    with open(source, "rb") as src, open(out, "wb") as dst:
+        mapped = mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ)
+        for start, end in runs:
+            low = start - start % mmap.PAGESIZE
+            mapped.madvise(POPULATE_READ, low, end - low)
+        view = memoryview(mapped)
+        pieces = [view[start:end] for start, end in runs]
+        written = 0
+        for first in range(0, len(pieces), 1024):
+            written += os.writev(dst.fileno(), pieces[first : first + 1024])
+        del pieces
+        view.release()
+        mapped.close()
         dst.write(bytes(2 * 512 + (-(written + 1024) % RECORD)))
 
 
@@ -158,10 +188,15 @@ def new_path(source: Path, keep: np.ndarray, out: Path, layout_file: Path | None
         copy_kept(str(source), keep, dst, layout=layout)
 
 
-def timed(run: Callable[[], None], outputs: list[Path]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one run, child processes (`cp`) included in the CPU."""
+def timed(run: Callable[[], None], outputs: list[Path], evict: list[Path]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run, child processes (`cp`) included in the CPU;
+    `evict`: inputs dropped from the page cache first (written back already: `settle`)."""
     for path in outputs:
         path.unlink(missing_ok=True)
+    for path in evict:
+        fd = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
     before, start = _cpu_seconds(), time.perf_counter()
     run()
     return time.perf_counter() - start, _cpu_seconds() - before
@@ -183,6 +218,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", help="where to write the shards (default: a temporary dir)")
+    parser.add_argument(
+        "--from-disk",
+        action="store_true",
+        help="drop the inputs from the page cache before every run",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="curate-reshard-", dir=args.workdir))
     try:
@@ -208,6 +248,9 @@ def jobs(sets: dict, keeps: dict, outputs: list[Path]) -> dict[tuple, Callable[[
             runs = list(zip(paths, keep, ranges, outputs, layouts, strict=True))
             result[kind, keep_name, "raw ranges"] = lambda runs=runs: [
                 raw_ranges(s, r, k, o) for s, k, r, o, _ in runs
+            ]
+            result[kind, keep_name, "mapped ranges"] = lambda runs=runs: [
+                mapped_ranges(s, r, k, o) for s, k, r, o, _ in runs
             ]
             result[kind, keep_name, "per-sample (first)"] = lambda runs=runs: [
                 per_sample(s, k, o) for s, k, _, o, _ in runs
@@ -237,7 +280,8 @@ def run(work: Path, args: argparse.Namespace) -> None:
     planned = jobs(sets, keeps, outputs)
     for _ in range(args.repeats):
         for key, job in planned.items():
-            times.setdefault(key, []).append(timed(job, outputs))
+            evict = sets[key[0]] if args.from_disk else []
+            times.setdefault(key, []).append(timed(job, outputs, evict))
     report(sets, counts, times, args)
 
 
@@ -248,24 +292,29 @@ def report(sets, counts, times, args) -> None:
     samples = sum(counts)
     for kind, paths in sets.items():
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
+        where = "from disk" if args.from_disk else "in the page cache"
         print(
             f"\n{kind} shards: {len(paths)} files, {megabytes:.0f} MB, {samples} samples "
-            f"({megabytes * 1e3 / samples:.0f} KB each); best of {args.repeats}\n"
+            f"({megabytes * 1e3 / samples:.0f} KB each), {where}; best of {args.repeats}\n"
         )
-        print("| keep | method | wall s | MB/s | vs cp | vs raw ranges | CPU s | CPU vs cp |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        print(
+            "| keep | method | wall s | MB/s | vs cp | vs raw ranges | vs mapped ranges "
+            "| CPU s | CPU vs cp |"
+        )
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         cp = (kind, "-", "cp")
         rows = [(kind, "-", name) for name in ("cp", "shutil.copyfile")]
         for keep in ("all", "half"):
             rows += [
                 (kind, keep, name)
-                for name in ("raw ranges", "per-sample (first)", "copy_kept, indexing", RECORDED)
+                for name in (*FLOORS, "per-sample (first)", "copy_kept, indexing", RECORDED)
             ]
         for key in rows:
-            raw = wall.get((kind, key[1], "raw ranges"))
+            floors = [wall.get((kind, key[1], name)) for name in FLOORS]
+            against = " | ".join("" if f is None else f"{f / wall[key]:.2f}" for f in floors)
             print(
                 f"| {key[1]} | {key[2]} | {wall[key]:.3f} | {megabytes / wall[key]:,.0f} "
-                f"| {wall[cp] / wall[key]:.2f} | {'' if raw is None else f'{raw / wall[key]:.2f}'} "
+                f"| {wall[cp] / wall[key]:.2f} | {against} "
                 f"| {cpu[key]:.3f} | {cpu[cp] / cpu[key]:.2f} |"
             )
     spread = max(statistics.median(w for w, _ in v) / min(w for w, _ in v) for v in times.values())

@@ -8,6 +8,7 @@ import tarfile
 import numpy as np
 
 from benchmarks.reshard import (
+    mapped_ranges,
     new_path,
     per_sample,
     raw_ranges,
@@ -47,7 +48,10 @@ def test_the_shards_are_realistic_and_every_method_copies_the_same_samples(tmp_p
         new_path(shard, keep, recorded, store_layout(shard))
         raw = tmp_path / "raw.tar"
         raw_ranges(shard, sample_ranges(shard), keep, raw)
+        mapped = tmp_path / "mapped.tar"
+        mapped_ranges(shard, sample_ranges(shard), keep, mapped)
         assert outputs["new"].read_bytes() == recorded.read_bytes() == raw.read_bytes()
+        assert mapped.read_bytes() == raw.read_bytes()
         expected = [k for i, k in enumerate(_keys(source)) if i in set(keep.tolist())]
         assert _keys(raw) == _keys(outputs["new"]) == _keys(outputs["per-sample"]) == expected
         assert len(raw.read_bytes()) % 10240 == 0

@@ -605,6 +605,19 @@ def _refuse(*args, **kwargs):
     raise AssertionError("not to be called")
 
 
+@pytest.fixture(params=["page cache", "disk"])
+def shard_in(request, monkeypatch) -> str:
+    """Both ways the kept ranges of a local shard reach a file: views of its populated map
+    (the shard in the page cache) and the kernel's range copy (the shard on disk)."""
+    cached = request.param == "page cache"
+    monkeypatch.setattr(shards.copier, "_in_page_cache", lambda fd, offsets: cached)
+    return request.param
+
+
+def _from_disk(monkeypatch) -> None:
+    monkeypatch.setattr(shards.copier, "_in_page_cache", lambda fd, offsets: False)
+
+
 def test_a_recorded_layout_survives_storage(tmp_path):
     layout = record_layout(str(_webdataset_shard(tmp_path / "wds.tar")))
     back = _stored(layout)
@@ -616,17 +629,36 @@ def test_a_recorded_layout_survives_storage(tmp_path):
     assert record_layout(str(packed)) is None and record_layout("memory://x/y.tar") is None
 
 
-def test_a_recorded_layout_is_used_instead_of_indexing_and_maps_nothing(tmp_path, monkeypatch):
+def test_a_recorded_layout_is_used_instead_of_indexing(tmp_path, monkeypatch, shard_in):
+    """From disk nothing is mapped (all verbatim); from the page cache exactly the kept
+    members' bytes are faulted into the map."""
     source = _webdataset_shard(tmp_path / "wds.tar", 30)
     layout = _stored(record_layout(str(source)))
     expected = {tuple(k): _copied(source, k)[0] for k in _keeps(30)}
     monkeypatch.setattr(shards.copier, "index_shard", _refuse)
-    monkeypatch.setattr(shards.copier._LocalTar, "mapped", _refuse)  # all verbatim: no map
+    populated = []
+    if shard_in == "disk":
+        monkeypatch.setattr(shards.copier._LocalTar, "mapped", _refuse)
+    else:
+        real = shards.copier._LocalTar.populate
+        monkeypatch.setattr(
+            shards.copier._LocalTar,
+            "populate",
+            lambda self, begins, ends: populated.append((begins, ends)) or real(self, begins, ends),
+        )
     for keep, data in expected.items():
+        populated.clear()
         assert _to_file(tmp_path / "out.tar", source, keep, layout) == (data, "recorded")
+        if shard_in == "page cache" and keep:
+            members = np.isin(layout.sample, keep)
+            kept_bytes = int((layout.end[members] - layout.start[members]).sum())
+            [(begins, ends)] = populated
+            assert sum(ends) - sum(begins) == kept_bytes
 
 
-def test_a_recorded_layout_with_members_to_normalise_gives_the_same_bytes(tmp_path, monkeypatch):
+def test_a_recorded_layout_with_members_to_normalise_gives_the_same_bytes(
+    tmp_path, monkeypatch, shard_in
+):
     path = tmp_path / "odd.tar"
     path.write_bytes(_with(pax(record("comment", b"hi")) + member(b"001.jpg", b"b" * 600)))
     layout = _stored(record_layout(str(path)))
@@ -648,6 +680,39 @@ def test_without_a_recorded_layout_the_shard_is_indexed(tmp_path, monkeypatch):
     assert indexed == [1]
 
 
+def test_the_page_cache_probe_reads_without_waiting(tmp_path, monkeypatch):
+    source = _webdataset_shard(tmp_path / "wds.tar")  # just written: in the page cache
+    offsets = shards.copier._spread(np.array([0, 5000]), np.array([1000, 9000]))
+    assert len(offsets) == shards.copier._PROBES
+    assert all(0 <= at < 1000 or 5000 <= at < 9000 for at in offsets)
+    assert sum(at < 1000 for at in offsets) == 2  # spread by bytes: a fifth of 8
+    with open(source, "rb") as f:
+        assert shards.copier._in_page_cache(f.fileno(), offsets)
+        assert not shards.copier._in_page_cache(f.fileno(), [])
+        real, reads = os.preadv, []
+
+        def on_disk(fd, buffers, offset, flags=0):
+            reads.append(offset)
+            if flags & os.RWF_NOWAIT and offset == offsets[3]:
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            return real(fd, buffers, offset, flags)
+
+        monkeypatch.setattr(os, "preadv", on_disk)
+        assert not shards.copier._in_page_cache(f.fileno(), offsets)
+    assert reads == offsets[:4]  # the first miss decides
+
+
+def test_where_the_kernel_cannot_populate_the_map_the_bytes_are_the_same(tmp_path, monkeypatch):
+    """Before Linux 5.14 `MADV_POPULATE_READ` is EINVAL: the pages fault in as read."""
+    source = _webdataset_shard(tmp_path / "wds.tar", 30)
+    keeps = _keeps(30)
+    expected = [_copied(source, keep)[0] for keep in keeps]
+    monkeypatch.setattr(shards.copier, "_in_page_cache", lambda fd, offsets: True)
+    monkeypatch.setattr(shards.copier, "POPULATE_READ", 0x7FFF)  # no such advice: EINVAL
+    for keep, data in zip(keeps, expected, strict=True):
+        assert _to_file(tmp_path / "out.tar", source, keep)[0] == data
+
+
 def _same_stat(path: Path, data: bytes) -> None:
     """Replace the file with `data` of the same size, keeping its mtime (what a fingerprint
     cannot see)."""
@@ -658,7 +723,7 @@ def _same_stat(path: Path, data: bytes) -> None:
 
 
 @pytest.mark.parametrize("keep", [range(12), [3, 7], [11]])
-def test_a_shard_replaced_with_the_same_size_and_mtime_is_refused(tmp_path, keep):
+def test_a_shard_replaced_with_the_same_size_and_mtime_is_refused(tmp_path, keep, shard_in):
     source = _webdataset_shard(tmp_path / "wds.tar")
     layout = record_layout(str(source))
     rng = np.random.default_rng(5)
@@ -666,16 +731,18 @@ def test_a_shard_replaced_with_the_same_size_and_mtime_is_refused(tmp_path, keep
         for i in range(12):
             sink.write({"__key__": f"x{i:05d}", "jpg": rng.bytes(300 + 97 * i), "txt": "c" * i})
     _same_stat(source, (tmp_path / "other.tar").read_bytes())
+    out = tmp_path / "out.tar"
     with pytest.raises(CurateError, match=rf"shard {source} changed since it was embedded"):
-        copy_kept(str(source), np.asarray(keep), io.BytesIO(), layout=layout)
+        _to_file(out, source, keep, layout)
+    assert out.read_bytes() == b""  # refused before a byte was written
 
 
-def test_a_shard_cut_short_under_a_recorded_layout_is_refused(tmp_path):
+def test_a_shard_cut_short_under_a_recorded_layout_is_refused(tmp_path, shard_in):
     source = _webdataset_shard(tmp_path / "wds.tar")
     layout = record_layout(str(source))
     source.write_bytes(source.read_bytes()[:4096])
     with pytest.raises(CurateError, match=rf"shard {source} changed .* ends before"):
-        copy_kept(str(source), np.arange(12), io.BytesIO(), layout=layout)
+        _to_file(tmp_path / "out.tar", source, np.arange(12), layout)
 
 
 def _unsupported(*args):
@@ -689,13 +756,14 @@ def test_where_the_kernel_cannot_copy_ranges_the_bytes_are_the_same(tmp_path, mo
     source = _webdataset_shard(tmp_path / "wds.tar", 30)
     keeps = _keeps(30)
     expected = [_copied(source, keep)[0] for keep in keeps]
+    _from_disk(monkeypatch)
     for name in missing:
         monkeypatch.setattr(os, name, _unsupported)
     for keep, data in zip(keeps, expected, strict=True):
         assert _to_file(tmp_path / "out.tar", source, keep)[0] == data
 
 
-def test_an_output_opened_to_append_gets_the_same_bytes(tmp_path):
+def test_an_output_opened_to_append_gets_the_same_bytes(tmp_path, shard_in):
     """`copy_file_range` refuses a file opened to append (EBADF): the next way down copies."""
     source = _webdataset_shard(tmp_path / "wds.tar", 30)
     keep = np.arange(0, 30, 2)
@@ -714,31 +782,81 @@ def test_short_range_copies_continue_where_they_stopped(tmp_path, monkeypatch):
         calls.append(count)
         return real(src, dst, min(count, 700), offset)
 
+    _from_disk(monkeypatch)
     monkeypatch.setattr(os, "copy_file_range", short)
     assert _to_file(tmp_path / "out.tar", source, range(30))[0] == expected
     assert len(calls) == -(-int(_layout(source).end[-1]) // 700)  # one run, 700 bytes a call
 
 
-def test_a_killed_copy_into_the_output_folder_runs_again_to_the_same_bytes(tmp_path, monkeypatch):
-    """As a reshard unit resumes: the killed attempt leaves no file; the rerun writes the
-    bytes an uninterrupted run writes."""
+def test_a_killed_copy_into_the_output_folder_runs_again_to_the_same_bytes(
+    tmp_path, monkeypatch, shard_in
+):
+    """As a reshard unit resumes: the killed attempt, part written, leaves no file; the rerun
+    writes the bytes an uninterrupted run writes."""
     source = _webdataset_shard(tmp_path / "wds.tar", 40)
     keep, layout = np.arange(0, 40, 3), record_layout(str(source))
     expected = _copied(source, keep)[0]
-    real, calls = os.copy_file_range, []
+    name = "writev" if shard_in == "page cache" else "copy_file_range"
+    real, calls, allowed = getattr(os, name), [], 0 if name == "writev" else 3
 
-    def killed(src, dst, count, offset=None):
-        calls.append(count)
-        if len(calls) > 3:
-            raise KeyboardInterrupt
-        return real(src, dst, count, offset)
+    def killed(fd, *args):
+        calls.append(1)
+        if len(calls) <= allowed:
+            return real(fd, *args)
+        if name == "writev":
+            real(fd, args[0][:2])
+        raise KeyboardInterrupt
 
     folder = Folder(str(tmp_path / "out"))
-    monkeypatch.setattr(os, "copy_file_range", killed)
+    monkeypatch.setattr(os, name, killed)
     with pytest.raises(KeyboardInterrupt), folder.open_atomic("00000.tar") as stream:
         copy_kept(str(source), keep, stream, layout=layout)
-    assert list((tmp_path / "out").iterdir()) == []
-    monkeypatch.setattr(os, "copy_file_range", real)
+    assert list((tmp_path / "out").iterdir()) == [] and len(calls) == allowed + 1
+    monkeypatch.setattr(os, name, real)
     with folder.open_atomic("00000.tar") as stream:
         copy_kept(str(source), keep, stream, layout=layout)
     assert (tmp_path / "out" / "00000.tar").read_bytes() == expected
+
+
+def test_kept_runs_go_in_windows_of_about_a_window_of_bytes(monkeypatch):
+    monkeypatch.setattr(shards.copier, "_WINDOW", 100)
+    windows = shards.copier._windows
+    assert windows(np.array([30, 30, 30, 30, 200, 10, 10])) == [(0, 4), (4, 5), (5, 7)]
+    assert windows(np.array([5])) == [(0, 1)] and windows(np.array([], dtype=np.int64)) == []
+
+
+def _rss_file_kb() -> int:
+    """Pages of mapped files this process holds, in kB (`RssFile`)."""
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"RssFile:\s+(\d+) kB", status).group(1))
+
+
+def test_a_cached_shard_is_copied_a_window_at_a_time(tmp_path, monkeypatch):
+    """Its pages count in the RSS only while their window is copied (a Dask worker's memory
+    limit reads the RSS); the bytes are those of one window, and a changed member in a
+    later window is still refused."""
+    source = tmp_path / "big.tar"
+    with wds.TarWriter(str(source)) as sink:  # about 8 MB
+        for i in range(64):
+            sink.write({"__key__": f"{i:06d}", "jpg": RNG.bytes(120_000 + 7 * i), "txt": "c"})
+    layout = record_layout(str(source))
+    keep = np.arange(0, 64, 3)
+    expected = _to_file(tmp_path / "one.tar", source, keep, layout)[0]
+    monkeypatch.setattr(shards.copier, "_in_page_cache", lambda fd, offsets: True)
+    monkeypatch.setattr(shards.copier, "_WINDOW", 256 << 10)
+    real_flush, peaks = shards.copier._Sink.flush, []
+
+    def flush(self):
+        peaks.append(_rss_file_kb())
+        real_flush(self)
+
+    monkeypatch.setattr(shards.copier._Sink, "flush", flush)
+    before = _rss_file_kb()
+    assert _to_file(tmp_path / "out.tar", source, keep, layout)[0] == expected
+    assert len(peaks) > 10 and max(peaks) - before < 1024  # kB: a window, not the 8 MB shard
+    data = bytearray(source.read_bytes())
+    at = int(layout.header[layout.sample == 60][0])
+    data[at] ^= 1  # the name of a member in the last window
+    _same_stat(source, bytes(data))
+    with pytest.raises(CurateError, match=rf"the member at byte {at} is no longer"):
+        _to_file(tmp_path / "out.tar", source, keep, layout)
