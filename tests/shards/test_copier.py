@@ -860,3 +860,14 @@ def test_a_cached_shard_is_copied_a_window_at_a_time(tmp_path, monkeypatch):
     _same_stat(source, bytes(data))
     with pytest.raises(CurateError, match=rf"the member at byte {at} is no longer"):
         _to_file(tmp_path / "out.tar", source, keep, layout)
+
+
+def test_windows_and_chunks_of_any_size_give_the_rule_bytes(tmp_path, monkeypatch, shard_in):
+    """Cut between any two runs (a window) or members (a chunk), verbatim and normalised
+    members still come out as the rule says: padding never lost or doubled at a cut."""
+    monkeypatch.setattr(shards.copier, "_WINDOW", 1)  # every run its own window
+    monkeypatch.setattr(shards.copier, "_CHUNK", 2)
+    for label, path in _shards(tmp_path).items():
+        for keep in _keeps(_layout(path).samples):
+            data, method = _to_file(tmp_path / "out.tar", path, keep)
+            assert method == "index" and data == _rule_bytes(path, keep), (label, keep)
