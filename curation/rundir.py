@@ -39,6 +39,10 @@ def package_versions(names: tuple[str, ...]) -> dict[str, str]:
 
 def write_config(run: Folder, pipeline: str, config: dict, stages: dict[str, str],
                  versions: dict[str, str]) -> None:  # fmt: skip
+    """Record the run as it begins, its lease held; first drop the leftovers of writes into the
+    run folder killed before their rename (a `run.log` rewrite): only curate's own atomic
+    writes carry the mark, and nothing else of this run is writing yet."""
+    run.remove_temporaries()
     record = {"pipeline": pipeline, "config": config, "versions": versions,
               "stages": list(stages.items())}  # fmt: skip
     run.write_json(record, CONFIG)

@@ -265,10 +265,15 @@ class Folder:
         f.close()
 
     def remove_temporaries(self, *parts: str) -> None:
-        """Drop leftovers of writes killed before their rename."""
-        for name in self.listdir(*parts):
-            if TMP_MARK in name:
-                self.fs.rm(self.path(*parts, name))
+        """Drop leftovers of writes killed before their rename, in the subfolder and every
+        folder below it (a unit's stats, a nested output shard). An object store has none:
+        its writes are direct."""
+        root = self.path(*parts)
+        if self.object_store or not self.fs.isdir(root):
+            return
+        for path in self.fs.find(root):
+            if TMP_MARK in posixpath.basename(path):
+                self.fs.rm(path)
 
     def write_bytes(self, data: bytes, *parts: str) -> None:
         with self.open_atomic(*parts) as f:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from curation import progress
+from curation import progress, rundir
 from curation.stage import Context, Stage, run_unit
-from curation.storage import Folder
+from curation.storage import TMP_MARK, Folder
 from tests.builders import TINY_CLIP, write_shards
 from tests.runs import cli_prune_args, curate
 
@@ -53,3 +53,18 @@ def test_a_long_shard_shows_samples_before_it_is_done(tmp_path, monkeypatch):
     log = (tmp_path / "out" / "_run" / "run.log").read_text()
     for stage in ("embed", "cluster", "assign", "select", "reshard", "summary"):
         assert f"{stage}: start" in log and f"{stage}: end" in log
+
+
+def test_a_run_log_rewrite_killed_before_its_rename_is_dropped_when_the_run_begins(tmp_path):
+    """As a run killed with SIGKILL mid-rewrite leaves it; the rerun's folder is the one an
+    unbroken run leaves, and files without the mark stay."""
+    run = Folder(str(tmp_path / "_run"))
+    progress.log(run, "embed: start")
+    (tmp_path / "_run" / f"{progress.LOG}{TMP_MARK}8c31ee930bee").write_bytes(b"")
+    (tmp_path / "_run" / "notes.txt").write_text("mine")
+    rundir.write_config(run, "prune", {}, {}, {})
+    assert sorted(p.name for p in (tmp_path / "_run").iterdir()) == [
+        rundir.CONFIG,
+        "notes.txt",
+        progress.LOG,
+    ]

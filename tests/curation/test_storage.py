@@ -11,6 +11,7 @@ import pytest
 
 from curation.errors import CurateError
 from curation.storage import (
+    TMP_MARK,
     Folder,
     check_access,
     public_options,
@@ -178,3 +179,18 @@ def test_storage_options_parse_and_mask_secrets():
         storage_options("{endpoint")
     with pytest.raises(CurateError, match="must be a JSON object"):
         storage_options("[1]")
+
+
+def test_leftovers_of_killed_writes_go_from_every_folder_below(tmp_path):
+    """A unit killed while writing its stats leaves `stats/00002.json.tmp-…` inside the stage
+    folder; the stage's next start drops it, and nothing without the mark."""
+    folder = Folder(str(tmp_path))
+    with pytest.raises(KeyboardInterrupt), folder.open_atomic("reshard", "stats", "1.json") as f:
+        f.write(b"{}")
+        raise KeyboardInterrupt  # open_atomic removes its own temporary
+    stats = tmp_path / "reshard" / "stats"
+    (stats / f"00002.json{TMP_MARK}d1e6f896bc6a").write_bytes(b"{")  # as SIGKILL leaves it
+    (stats / "00001.json").write_bytes(b"{}")
+    (tmp_path / "reshard" / f"top{TMP_MARK}0123456789ab").write_bytes(b"")
+    folder.remove_temporaries("reshard")
+    assert [p.name for p in (tmp_path / "reshard").rglob("*")] == ["stats", "00001.json"]
