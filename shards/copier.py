@@ -133,13 +133,20 @@ class _LocalTar:
     def populate(self, begins: list, ends: list) -> None:
         """Fault the pages of bytes [begin, end) into the map, one call per range, so that
         writing from the map does not stop at every page. Where the kernel cannot (before
-        Linux 5.14), the pages fault in as they are read: slower, the same bytes."""
+        Linux 5.14), the pages fault in as they are read: slower, the same bytes. A range
+        past the file's end (the shard cut short since it was checked) is a CurateError
+        here, where reading it would kill the process (SIGBUS)."""
         mapped = self.mapped()
         for begin, end in zip(begins, ends, strict=True):
             low = begin - begin % mmap.PAGESIZE
             try:
                 mapped.madvise(POPULATE_READ, low, end - low)
-            except OSError:
+            except OSError as exc:
+                if exc.errno == errno.EFAULT:
+                    raise CurateError(
+                        f"shard {self.name} changed while it was copied: it now ends before "
+                        f"byte {end}"
+                    ) from None
                 return
 
     def release(self, begin: int, end: int) -> None:
@@ -266,11 +273,13 @@ def _copy_indexed(
     firsts = np.flatnonzero(np.append(len(members) > 0, starts[1:] != ends[:-1]))  # runs
     begins, finals = starts[firsts], np.append(ends[firsts[1:] - 1], ends[-1:])
     check = method == "recorded"
-    if check and len(members) and os.fstat(local.fd).st_size < finals[-1]:
-        raise CurateError(
-            f"shard {local.name} changed since it was embedded: it ends before its kept members"
-        )
     sink = _Sink(out, local, _in_page_cache(local.fd, _spread(begins, finals)))
+    if check and len(members):  # the map's length where it is read: a view past it is short
+        size = len(local.mapped()) if sink.by_map else os.fstat(local.fd).st_size
+        if size < finals[-1]:
+            raise CurateError(
+                f"shard {local.name} changed since it was embedded: it ends before its kept members"
+            )
     if not sink.by_map:
         local.read_ahead(begins.tolist(), finals.tolist())
         if check:

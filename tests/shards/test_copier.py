@@ -12,6 +12,8 @@ import lzma
 import mmap
 import os
 import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from curation.storage import Folder
 from shards.copier import _plain_descriptor, copy_kept, copy_samples, record_layout
 from shards.tarindex import Layout, index_shard, ustar_headers
 from shards.tario import ShardFormatError, TarWriter, iter_samples, ustar_header
+from tests.runs import REPO
 from tests.shards.tarbuild import archive, header, member, pax, record, written
 
 RNG = np.random.default_rng(11)
@@ -871,3 +874,44 @@ def test_windows_and_chunks_of_any_size_give_the_rule_bytes(tmp_path, monkeypatc
         for keep in _keeps(_layout(path).samples):
             data, method = _to_file(tmp_path / "out.tar", path, keep)
             assert method == "index" and data == _rule_bytes(path, keep), (label, keep)
+
+
+_CUT_WHILE_COPIED = """
+import sys, os, numpy as np
+import shards.copier as copier
+source, out, when = sys.argv[1:]
+layout = copier.record_layout(source)
+mapped = copier._LocalTar.mapped
+
+def probe_then_cut(fd, offsets):
+    if when == "before the map":
+        os.truncate(source, 4096)
+    return True
+
+def map_then_cut(self):
+    found = mapped(self)
+    if when == "after the map":
+        os.truncate(source, 4096)
+    return found
+
+copier._in_page_cache, copier._LocalTar.mapped = probe_then_cut, map_then_cut
+try:
+    with open(out, "wb") as f:
+        copier.copy_kept(source, np.arange(40), f, layout=layout)
+except copier.CurateError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("when", ["before the map", "after the map"])
+def test_a_shard_cut_short_while_it_is_copied_is_an_error_not_a_crash(tmp_path, when):
+    """Past a file's end a view of its map is short (a short output) and a read kills the
+    process (SIGBUS): the map's length is checked, and the populate sees a cut made after the
+    map. In a child process, so that a crash fails this test, not the suite."""
+    source = _webdataset_shard(tmp_path / "wds.tar", 40)
+    child = subprocess.run(
+        [sys.executable, "-c", _CUT_WHILE_COPIED, str(source), str(tmp_path / "out.tar"), when],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith(f"shard {source} changed "), child.stdout
